@@ -1,0 +1,1 @@
+//! Recording Kafka traffic, backfilling historical offsets, and the deterministic test runner.

@@ -1,0 +1,324 @@
+//! The event envelope and every event kind of the conversation pipeline.
+
+use crate::EventId;
+use serde::{Deserialize, Serialize};
+
+/// The schema version this build writes. Decoding accepts versions up to this one.
+pub const SCHEMA_VERSION: u16 = 1;
+
+/// One event: the envelope fields every record carries, plus the kind-specific body.
+///
+/// On the wire the body's fields sit beside the envelope's, and `kind` names the body:
+/// `{"event_id":"…","dialogue_id":"…","kind":"user_said","schema_version":1,"occurred_at":…,"text":"…",…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// 16-byte unique id; sinks deduplicate on it.
+    pub event_id: EventId,
+    /// The conversation this event belongs to; also the Kafka key.
+    pub dialogue_id: String,
+    /// Version of the schema the event was written with.
+    pub schema_version: u16,
+    /// Event time in milliseconds since the Unix epoch.
+    pub occurred_at: i64,
+    /// The kind-specific payload, tagged by `kind`.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+impl Event {
+    /// A new event with a fresh UUIDv7 id and the current schema version.
+    pub fn new(dialogue_id: impl Into<String>, occurred_at: i64, body: EventBody) -> Self {
+        Event {
+            event_id: EventId::new_v7(),
+            dialogue_id: dialogue_id.into(),
+            schema_version: SCHEMA_VERSION,
+            occurred_at,
+            body,
+        }
+    }
+
+    /// An event caused by `parent`, with an id derived from the parent's id and `role`, so that
+    /// re-processing the parent yields the same id.
+    pub fn caused_by(parent: &Event, role: &str, occurred_at: i64, body: EventBody) -> Self {
+        Event {
+            event_id: EventId::derived(parent.event_id, role),
+            dialogue_id: parent.dialogue_id.clone(),
+            schema_version: SCHEMA_VERSION,
+            occurred_at,
+            body,
+        }
+    }
+
+    /// The `kind` tag of this event.
+    pub fn kind(&self) -> EventKind {
+        self.body.kind()
+    }
+}
+
+/// The payload of an event, one variant per kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    /// A user's utterance, as accepted by a gateway.
+    UserSaid(UserSaid),
+    /// The classifier's verdict on a user turn.
+    IntentRecognized(IntentRecognized),
+    /// The knowledge-base entry chosen for a turn (or none).
+    KnowledgeRetrieved(KnowledgeRetrieved),
+    /// The bot's answer to a turn.
+    AnswerGenerated(AnswerGenerated),
+    /// The bot hands the dialogue to a human agent.
+    HandoffRequested(HandoffRequested),
+    /// A dialogue ended (idle timeout or explicit close).
+    DialogueClosed(DialogueClosed),
+    /// A record that could not be decoded or processed.
+    DeadLetter(DeadLetter),
+}
+
+/// The names of the event kinds, as written in the `kind` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// See [`UserSaid`].
+    UserSaid,
+    /// See [`IntentRecognized`].
+    IntentRecognized,
+    /// See [`KnowledgeRetrieved`].
+    KnowledgeRetrieved,
+    /// See [`AnswerGenerated`].
+    AnswerGenerated,
+    /// See [`HandoffRequested`].
+    HandoffRequested,
+    /// See [`DialogueClosed`].
+    DialogueClosed,
+    /// See [`DeadLetter`].
+    DeadLetter,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 7] = [
+        EventKind::UserSaid,
+        EventKind::IntentRecognized,
+        EventKind::KnowledgeRetrieved,
+        EventKind::AnswerGenerated,
+        EventKind::HandoffRequested,
+        EventKind::DialogueClosed,
+        EventKind::DeadLetter,
+    ];
+
+    /// The wire name (`user_said`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::UserSaid => "user_said",
+            EventKind::IntentRecognized => "intent_recognized",
+            EventKind::KnowledgeRetrieved => "knowledge_retrieved",
+            EventKind::AnswerGenerated => "answer_generated",
+            EventKind::HandoffRequested => "handoff_requested",
+            EventKind::DialogueClosed => "dialogue_closed",
+            EventKind::DeadLetter => "dead_letter",
+        }
+    }
+
+    /// The kind with this wire name, if any.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl EventBody {
+    /// The kind tag of this body.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            EventBody::UserSaid(_) => EventKind::UserSaid,
+            EventBody::IntentRecognized(_) => EventKind::IntentRecognized,
+            EventBody::KnowledgeRetrieved(_) => EventKind::KnowledgeRetrieved,
+            EventBody::AnswerGenerated(_) => EventKind::AnswerGenerated,
+            EventBody::HandoffRequested(_) => EventKind::HandoffRequested,
+            EventBody::DialogueClosed(_) => EventKind::DialogueClosed,
+            EventBody::DeadLetter(_) => EventKind::DeadLetter,
+        }
+    }
+
+    /// The free texts of this body, for length checks and PII audits.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            EventBody::UserSaid(b) => vec![&b.text, &b.user_id, &b.client_msg_id],
+            EventBody::IntentRecognized(b) => vec![&b.masked_text, &b.client_msg_id],
+            EventBody::KnowledgeRetrieved(b) => vec![&b.client_msg_id],
+            EventBody::AnswerGenerated(b) => vec![&b.text, &b.client_msg_id],
+            EventBody::HandoffRequested(b) => vec![&b.detail, &b.client_msg_id],
+            EventBody::DialogueClosed(_) => vec![],
+            EventBody::DeadLetter(b) => vec![&b.reason, &b.payload],
+        }
+    }
+}
+
+/// The language of a dialogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Locale {
+    /// Simplified Chinese (the default).
+    #[default]
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    /// English.
+    #[serde(rename = "en")]
+    En,
+}
+
+impl Locale {
+    /// The wire name (`zh-CN` or `en`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Locale::ZhCn => "zh-CN",
+            Locale::En => "en",
+        }
+    }
+}
+
+/// A user's utterance, as accepted by a gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSaid {
+    /// The client's id for this message; answers quote it as `in_reply_to`.
+    pub client_msg_id: String,
+    /// The user, as the client named them.
+    pub user_id: String,
+    /// The dialogue's language.
+    pub locale: Locale,
+    /// What the user typed (raw; masked before anything stores it).
+    pub text: String,
+}
+
+/// The classifier's verdict on one user turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRecognized {
+    /// The UserSaid event this verdict is about.
+    pub in_reply_to: EventId,
+    /// The client's message id of that turn.
+    pub client_msg_id: String,
+    /// The user's text with PII masked.
+    pub masked_text: String,
+    /// The winning intent label.
+    pub intent: String,
+    /// Calibrated probability of the winning label.
+    pub confidence: f32,
+    /// The classifier version that produced this verdict.
+    pub model_version: String,
+}
+
+/// The knowledge-base entry chosen for a turn, or none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeRetrieved {
+    /// The UserSaid event this retrieval serves.
+    pub in_reply_to: EventId,
+    /// The client's message id of that turn.
+    pub client_msg_id: String,
+    /// The chosen entry, if any passed the threshold.
+    pub entry_id: Option<String>,
+    /// Blended similarity score of the chosen entry (0 when none).
+    pub score: f32,
+    /// The knowledge-base snapshot version searched.
+    pub kb_version: String,
+}
+
+/// The bot's answer to one user turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerGenerated {
+    /// The UserSaid event answered.
+    pub in_reply_to: EventId,
+    /// The client's message id of that turn (the WebSocket `in_reply_to`).
+    pub client_msg_id: String,
+    /// The rendered answer text.
+    pub text: String,
+    /// The intent the answer is for.
+    pub intent: String,
+    /// Calibrated confidence of that intent.
+    pub confidence: f32,
+    /// Milliseconds from the UserSaid's `occurred_at` to this answer.
+    pub latency_ms: u32,
+}
+
+/// Why a dialogue is handed to a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffReason {
+    /// The classifier's calibrated confidence was below the threshold.
+    LowConfidence,
+    /// The user asked for a human.
+    UserAsked,
+    /// Two unresolved turns in a row.
+    RepeatedlyUnresolved,
+    /// The turn could not be processed (it went to the dead letter).
+    ProcessingFailed,
+    /// No answer came in time (decided by a gateway).
+    Timeout,
+}
+
+impl HandoffReason {
+    /// The wire name (`low_confidence`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffReason::LowConfidence => "low_confidence",
+            HandoffReason::UserAsked => "user_asked",
+            HandoffReason::RepeatedlyUnresolved => "repeatedly_unresolved",
+            HandoffReason::ProcessingFailed => "processing_failed",
+            HandoffReason::Timeout => "timeout",
+        }
+    }
+}
+
+/// The bot hands the dialogue to a human agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffRequested {
+    /// The UserSaid event that triggered the handoff.
+    pub in_reply_to: EventId,
+    /// The client's message id of that turn.
+    pub client_msg_id: String,
+    /// Why.
+    pub reason: HandoffReason,
+    /// A human-readable detail (PII-masked).
+    pub detail: String,
+    /// Milliseconds from the UserSaid's `occurred_at` to this event.
+    pub latency_ms: u32,
+}
+
+/// Why a dialogue closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// No turn for the idle timeout (event time).
+    IdleTimeout,
+    /// Handed to a human.
+    HandedOff,
+}
+
+/// A dialogue ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialogueClosed {
+    /// Why it closed.
+    pub reason: CloseReason,
+    /// How many user turns it had.
+    pub turns: u32,
+}
+
+/// A record that could not be decoded or processed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    /// What went wrong, in one line.
+    pub reason: String,
+    /// The topic the record came from.
+    pub source_topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The record's value, lossily decoded and PII-masked, truncated.
+    pub payload: String,
+}

@@ -1,0 +1,2 @@
+//! Where events leave the topology: ClickHouse (idempotent on event_id), Kafka (`bot.said`,
+//! idempotent producer), the dead letter, and files.
