@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Stops the services that deploy/dev/up.sh started (their data stays in SWITCHBOARD_STATE).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+for name in gateway topology tansu clickhouse; do stop_pidfile "$name"; done

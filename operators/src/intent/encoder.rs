@@ -1,0 +1,151 @@
+//! Sentence encoders: a candle [`BertModel`] with mean pooling over the attention mask and L2
+//! normalisation (the sentence-transformers recipe), loaded from a local model folder.
+//!
+//! A folder holds `config.json`, `tokenizer.json` and either `model.safetensors` or
+//! `pytorch_model.bin`. Nothing is ever downloaded.
+
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use std::path::{Path, PathBuf};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// Longest input, in tokens; longer texts are truncated.
+pub const MAX_TOKENS: usize = 128;
+
+/// A loaded sentence encoder.
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    dim: usize,
+    name: String,
+}
+
+/// Turns a model name (`m3e-small`, `all-minilm-l6-v2`) or a path into a model folder: a name
+/// is looked up under `$SWITCHBOARD_MODELS`, else `./models`, else the source tree's `models/`.
+pub fn resolve_model_dir(name_or_dir: &str) -> PathBuf {
+    let as_path = Path::new(name_or_dir);
+    if as_path.join("config.json").exists() {
+        return as_path.to_path_buf();
+    }
+    if let Ok(root) = std::env::var("SWITCHBOARD_MODELS") {
+        return Path::new(&root).join(name_or_dir);
+    }
+    let local = Path::new("models").join(name_or_dir);
+    if local.exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(name_or_dir)
+}
+
+fn model_error(dir: &Path, message: impl Into<String>) -> Error {
+    Error::Model { dir: dir.to_path_buf(), message: message.into() }
+}
+
+/// The device inference runs on: the first CUDA GPU when built with `cuda` and one is present.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(device) = Device::cuda_if_available(0) {
+        return device;
+    }
+    Device::Cpu
+}
+
+impl Encoder {
+    /// Loads the encoder in `dir` on the default device.
+    pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_on(dir, default_device())
+    }
+
+    /// Loads the encoder in `dir` on `device`.
+    pub fn load_on(dir: &Path, device: Device) -> Result<Self> {
+        let config_text = std::fs::read_to_string(dir.join("config.json"))
+            .map_err(|e| model_error(dir, format!("cannot read config.json: {e}")))?;
+        let config: Config = serde_json::from_str(&config_text)
+            .map_err(|e| model_error(dir, format!("config.json is not a BERT config: {e}")))?;
+        let dim = serde_json::from_str::<serde_json::Value>(&config_text)
+            .ok()
+            .and_then(|v| v["hidden_size"].as_u64())
+            .ok_or_else(|| model_error(dir, "config.json lacks hidden_size"))? as usize;
+
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| model_error(dir, format!("cannot load tokenizer.json: {e}")))?;
+        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id,
+            pad_token: "[PAD]".into(),
+            ..Default::default()
+        }));
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .map_err(|e| model_error(dir, format!("tokenizer truncation: {e}")))?;
+
+        let safetensors = dir.join("model.safetensors");
+        let pth = dir.join("pytorch_model.bin");
+        let vb = if safetensors.exists() {
+            let bytes = std::fs::read(&safetensors)
+                .map_err(|e| model_error(dir, format!("cannot read model.safetensors: {e}")))?;
+            VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?
+        } else if pth.exists() {
+            VarBuilder::from_pth(&pth, DType::F32, &device)?
+        } else {
+            return Err(model_error(dir, "neither model.safetensors nor pytorch_model.bin found"));
+        };
+        let model = BertModel::load(vb, &config)?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Encoder { model, tokenizer, device, dim, name })
+    }
+
+    /// Embedding width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The model folder's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Embeds a batch of texts: one L2-normalised vector per text, in order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let rows = encodings.len();
+        let width = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows * width);
+        let mut types = Vec::with_capacity(rows * width);
+        let mut mask = Vec::with_capacity(rows * width);
+        for e in &encodings {
+            ids.extend_from_slice(e.get_ids());
+            types.extend_from_slice(e.get_type_ids());
+            mask.extend_from_slice(e.get_attention_mask());
+        }
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
+        let types = Tensor::from_vec(types, (rows, width), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
+
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (rows, width, dim)
+        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
+        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // (rows, dim)
+        let counts = mask_f.sum(1)?.clamp(1e-9, f64::MAX)?; // (rows, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let normalised = mean.broadcast_div(&norms)?;
+        Ok(normalised.to_vec2::<f32>()?)
+    }
+
+    /// Embeds one text.
+    pub fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+        self.embed(&[text])?
+            .pop()
+            .ok_or_else(|| Error::Tokenizer("empty batch result".into()))
+    }
+}

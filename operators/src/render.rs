@@ -1,0 +1,1 @@
+//! Answer rendering (stub, being written).

@@ -1,0 +1,1 @@
+//! Knowledge retrieval (stub, being written).

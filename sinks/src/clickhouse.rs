@@ -1,0 +1,163 @@
+//! The ClickHouse sink: one row per event in `switchboard.events` (ReplacingMergeTree keyed by
+//! event_id, so writing an event twice leaves one row after merge and `FINAL` reads one).
+//! Inserts are RowBinary and parameterised: no text a user typed is ever part of SQL.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use switchboard_schemas::settings::ClickHouseSettings;
+use switchboard_schemas::{Event, EventBody};
+
+/// One row of `switchboard.events`.
+#[derive(Debug, Clone, PartialEq, ::clickhouse::Row, Serialize, Deserialize)]
+pub struct EventRow {
+    /// The event's 16-byte id.
+    #[serde(with = "::clickhouse::serde::uuid")]
+    pub event_id: uuid::Uuid,
+    /// Its dialogue.
+    pub dialogue_id: String,
+    /// Its kind (`user_said`, …).
+    pub kind: String,
+    /// Schema version it was written with.
+    pub schema_version: u16,
+    /// Event time, seconds.
+    pub occurred_at: u32,
+    /// Event time, milliseconds.
+    pub occurred_at_ms: u64,
+    /// Intent label, where the kind has one.
+    pub intent: String,
+    /// Confidence, where the kind has one.
+    pub confidence: f32,
+    /// Latency from the user's turn, where the kind has one.
+    pub latency_ms: u32,
+    /// The UserSaid this event answers (nil UUID when none).
+    #[serde(with = "::clickhouse::serde::uuid")]
+    pub in_reply_to: uuid::Uuid,
+    /// The client's message id, where the kind has one.
+    pub client_msg_id: String,
+    /// The event's main text (masked by the topology before it gets here).
+    pub text: String,
+    /// Classifier version, where the kind has one.
+    pub model_version: String,
+    /// Knowledge-base version, where the kind has one.
+    pub kb_version: String,
+    /// Handoff, close or dead-letter reason, where the kind has one.
+    pub reason: String,
+    /// The whole event as JSON.
+    pub payload: String,
+}
+
+impl EventRow {
+    /// The row for an event. The caller is responsible for masking PII first.
+    pub fn from_event(event: &Event) -> Self {
+        let mut row = EventRow {
+            event_id: event.event_id.0,
+            dialogue_id: event.dialogue_id.clone(),
+            kind: event.kind().as_str().to_string(),
+            schema_version: event.schema_version,
+            occurred_at: u32::try_from(event.occurred_at.max(0) / 1000).unwrap_or(u32::MAX),
+            occurred_at_ms: u64::try_from(event.occurred_at).unwrap_or(0),
+            intent: String::new(),
+            confidence: 0.0,
+            latency_ms: 0,
+            in_reply_to: uuid::Uuid::nil(),
+            client_msg_id: String::new(),
+            text: String::new(),
+            model_version: String::new(),
+            kb_version: String::new(),
+            reason: String::new(),
+            payload: String::from_utf8_lossy(&switchboard_schemas::encode(event)).into_owned(),
+        };
+        match &event.body {
+            EventBody::UserSaid(b) => {
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.text.clone();
+            }
+            EventBody::IntentRecognized(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.masked_text.clone();
+                row.intent = b.intent.clone();
+                row.confidence = b.confidence;
+                row.model_version = b.model_version.clone();
+            }
+            EventBody::KnowledgeRetrieved(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.entry_id.clone().unwrap_or_default();
+                row.confidence = b.score;
+                row.kb_version = b.kb_version.clone();
+            }
+            EventBody::AnswerGenerated(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.text.clone();
+                row.intent = b.intent.clone();
+                row.confidence = b.confidence;
+                row.latency_ms = b.latency_ms;
+            }
+            EventBody::HandoffRequested(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.detail.clone();
+                row.reason = b.reason.as_str().to_string();
+                row.latency_ms = b.latency_ms;
+            }
+            EventBody::DialogueClosed(b) => {
+                row.reason = format!("{:?}", b.reason).to_lowercase();
+            }
+            EventBody::DeadLetter(b) => {
+                row.text = b.payload.clone();
+                row.reason = b.reason.clone();
+            }
+        }
+        row
+    }
+}
+
+/// Writes events to `switchboard.events`.
+pub struct ClickHouseSink {
+    client: ::clickhouse::Client,
+    url: String,
+}
+
+impl ClickHouseSink {
+    /// A sink for the server and database in `settings`.
+    pub fn new(settings: &ClickHouseSettings) -> Self {
+        let mut client = ::clickhouse::Client::default()
+            .with_url(&settings.url)
+            .with_database(&settings.database)
+            .with_user(&settings.user)
+            // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
+            .with_validation(false);
+        if let Some(password) = &settings.password {
+            client = client.with_password(password);
+        }
+        ClickHouseSink { client, url: settings.url.clone() }
+    }
+
+    /// The underlying client, for queries.
+    pub fn client(&self) -> &::clickhouse::Client {
+        &self.client
+    }
+
+    fn error(&self, source: ::clickhouse::error::Error) -> Error {
+        Error::ClickHouse { url: self.url.clone(), source }
+    }
+
+    /// Inserts the events in one batch and waits until ClickHouse has acknowledged it.
+    pub async fn write(&self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<EventRow>("events").await.map_err(|e| self.error(e))?;
+        for event in events {
+            insert.write(&EventRow::from_event(event)).await.map_err(|e| self.error(e))?;
+        }
+        insert.end().await.map_err(|e| self.error(e))
+    }
+
+    /// Checks that the server answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.client.query("SELECT 1").fetch_one::<u8>().await.map(|_| ()).map_err(|e| self.error(e))
+    }
+}

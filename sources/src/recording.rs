@@ -1,0 +1,197 @@
+//! Recordings: NDJSON files with one Kafka record a line (the CONTRACT format):
+//! `{"topic":…,"partition":…,"offset":…,"timestamp_ms":…,"key":…,"value":<event JSON>}`.
+//!
+//! `value` is normally the event's JSON object. A record whose bytes were not JSON is kept as
+//! a JSON string, so malformed traffic can be recorded and replayed too.
+
+use crate::SourceRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// A recording line could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line is not a valid record.
+    #[error("{path}:{line}: {message}")]
+    BadLine {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line<'a> {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(borrow)]
+    value: &'a RawValue,
+}
+
+/// Parses one recording line.
+pub fn parse_line(text: &str) -> Result<SourceRecord, String> {
+    let line: Line = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let raw = line.value.get();
+    // A JSON string holds bytes that were not a JSON object when recorded: keep them verbatim.
+    let value = if raw.starts_with('"') {
+        serde_json::from_str::<String>(raw).map_err(|e| e.to_string())?.into_bytes()
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if line.partition < 0 || line.offset < 0 {
+        return Err("partition and offset must not be negative".into());
+    }
+    Ok(SourceRecord {
+        topic: line.topic,
+        partition: line.partition,
+        offset: line.offset,
+        timestamp_ms: line.timestamp_ms,
+        key: line.key,
+        value,
+    })
+}
+
+/// Formats one record as a recording line (without the newline).
+pub fn format_line(record: &SourceRecord) -> String {
+    let as_json = std::str::from_utf8(&record.value)
+        .ok()
+        .filter(|s| s.trim_start().starts_with('{'))
+        .and_then(|s| serde_json::from_str::<Box<RawValue>>(s).ok());
+    let fallback;
+    let value: &RawValue = match &as_json {
+        Some(raw) => raw,
+        None => {
+            let text = String::from_utf8_lossy(&record.value);
+            fallback = serde_json::value::to_raw_value(&text)
+                .unwrap_or_else(|_| unreachable!("a string always serialises"));
+            &fallback
+        }
+    };
+    let line = Line {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        timestamp_ms: record.timestamp_ms,
+        key: record.key.clone(),
+        value,
+    };
+    serde_json::to_string(&line).unwrap_or_else(|_| unreachable!("plain data always serialises"))
+}
+
+/// Reads a whole recording. Blank lines are skipped; any bad line is an error naming it.
+pub fn read_recording(path: &Path) -> Result<Vec<SourceRecord>, RecordingError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| RecordingError::Io { path: name.clone(), source })?;
+    let mut records = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| RecordingError::Io { path: name.clone(), source })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = parse_line(&line)
+            .map_err(|message| RecordingError::BadLine { path: name.clone(), line: i + 1, message })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Writes records to a recording file.
+pub fn write_recording<'a>(
+    path: &Path,
+    records: impl IntoIterator<Item = &'a SourceRecord>,
+) -> Result<(), RecordingError> {
+    let name = path.display().to_string();
+    let io = |source| RecordingError::Io { path: name.clone(), source };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    for r in records {
+        writeln!(out, "{}", format_line(r)).map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
+/// The records a worker replays, in the order the broker would hand them out per partition:
+/// those of the partitions it owns, sorted by (timestamp, partition, offset).
+pub fn worker_share(records: &[SourceRecord], worker_index: usize, peers: usize) -> Vec<SourceRecord> {
+    let mut mine: Vec<SourceRecord> = records
+        .iter()
+        .filter(|r| crate::owns_partition(r.partition, worker_index, peers))
+        .cloned()
+        .collect();
+    mine.sort_by_key(|r| (r.timestamp_ms, r.partition, r.offset));
+    mine
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(value: &[u8]) -> SourceRecord {
+        SourceRecord {
+            topic: "user.said".into(),
+            partition: 3,
+            offset: 42,
+            timestamp_ms: 1_764_000_000_000,
+            key: Some("d-1".into()),
+            value: value.to_vec(),
+        }
+    }
+
+    #[test]
+    fn json_values_are_embedded_and_round_trip() {
+        let r = record(br#"{"kind":"user_said","text":"\u6211"}"#);
+        let line = format_line(&r);
+        assert!(line.contains(r#""value":{"kind":"user_said""#), "{line}");
+        assert_eq!(parse_line(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn non_json_values_are_kept_as_strings() {
+        for bytes in [&b"not json {"[..], b"[1,2]", b"", b"{\"unterminated\": "] {
+            let r = record(bytes);
+            let line = format_line(&r);
+            assert_eq!(parse_line(&line).unwrap(), r, "{line}");
+        }
+    }
+
+    #[test]
+    fn bad_lines_name_the_problem() {
+        assert!(parse_line("{}").unwrap_err().contains("missing field"));
+        assert!(parse_line(r#"{"topic":"t","partition":-1,"offset":0,"timestamp_ms":0,"value":{}}"#).is_err());
+        assert!(parse_line("not json").is_err());
+    }
+
+    #[test]
+    fn worker_shares_partition_the_recording() {
+        let mut records = Vec::new();
+        for p in 0..8 {
+            for o in 0..3 {
+                let mut r = record(b"{}");
+                r.partition = p;
+                r.offset = o;
+                r.timestamp_ms = 1000 - o * 10 + i64::from(p);
+                records.push(r);
+            }
+        }
+        let a = worker_share(&records, 0, 2);
+        let b = worker_share(&records, 1, 2);
+        assert_eq!(a.len() + b.len(), records.len());
+        assert!(a.windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms));
+    }
+}

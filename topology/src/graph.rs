@@ -1,0 +1,264 @@
+//! The dataflow graph: source records → decode and mask → understand (intent + retrieval,
+//! batched per epoch) → exchange by dialogue → session (state, slot filling, handoff, idle
+//! close) → sinks. Sinks flush everything of an epoch before the epoch's capability is
+//! released, so a probe after the sinks tells which epochs are durable: the Kafka offsets of
+//! those epochs may be committed (frontier-driven commit).
+
+use crate::decode::{decode_turn, Turn};
+use crate::stage::{dialogue_hash, Stage};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use switchboard_operators::session::{asks_for_human, SessionConfig, Sessions, TurnAnalysis};
+use switchboard_operators::understand::Understand;
+use switchboard_operators::{pii, render};
+use switchboard_schemas::{Event, EventBody};
+use switchboard_sources::SourceRecord;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::{ProbeHandle, Scope, Stream};
+
+/// Dataflow time: milliseconds (wall clock in `run`, record time in `test`).
+pub type Time = u64;
+
+/// Where processing time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The epoch's timestamp (record time): deterministic, for tests and replays.
+    Virtual,
+    /// The wall clock at processing.
+    Wall,
+}
+
+impl Clock {
+    fn now(self, time: Time) -> i64 {
+        match self {
+            Clock::Virtual => i64::try_from(time).unwrap_or(i64::MAX),
+            Clock::Wall => wall_clock_ms(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Where an epoch's output events go. `flush` must return only once they are durable.
+pub trait EventSink: 'static {
+    /// Writes all events of one epoch. An error stops the worker (fail-stop): offsets of the
+    /// epoch are never committed, so a restart redoes it.
+    fn flush(&mut self, time: Time, events: Vec<Event>) -> Result<(), String>;
+}
+
+/// What the graph needs besides its input.
+#[derive(Clone)]
+pub struct GraphConfig {
+    /// Intent and retrieval.
+    pub understand: Arc<dyn Understand>,
+    /// Session tuning.
+    pub session: SessionConfig,
+    /// Processing time source.
+    pub clock: Clock,
+}
+
+/// Builds the graph on `input` and returns the probe that tells which epochs are durable.
+pub fn build<'s>(
+    input: Stream<'s, Time, Vec<SourceRecord>>,
+    config: GraphConfig,
+    sink: Box<dyn EventSink>,
+) -> ProbeHandle<Time> {
+    let staged = understand_stage(input, config.understand.clone(), config.clock);
+    let events = session_stage(staged, config.session.clone(), config.clock);
+    let probe = ProbeHandle::new();
+    sink_stage(events, sink).probe_with(&probe);
+    probe
+}
+
+/// Decodes, masks and understands each epoch's records as one batch.
+fn understand_stage<'s>(
+    input: Stream<'s, Time, Vec<SourceRecord>>,
+    understand: Arc<dyn Understand>,
+    clock: Clock,
+) -> Stream<'s, Time, Vec<Stage>> {
+    input
+        .unary_frontier(Pipeline, "Understand", move |_cap, _info| {
+            let mut stash: BTreeMap<Time, (timely::dataflow::operators::Capability<Time>, Vec<SourceRecord>)> =
+                BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, data| {
+                    let entry = stash.entry(*cap.time()).or_insert_with(|| (cap.retain(0), Vec::new()));
+                    for batch in data {
+                        entry.1.append(batch);
+                    }
+                });
+                let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
+                for time in ready {
+                    let Some((cap, records)) = stash.remove(&time) else { continue };
+                    let staged = understand_batch(&records, understand.as_ref(), clock.now(time));
+                    output.session(&cap).give_iterator(staged.into_iter());
+                }
+            }
+        })
+        .container::<Vec<Stage>>()
+}
+
+/// Decodes and analyses one batch of records.
+pub fn understand_batch(records: &[SourceRecord], understand: &dyn Understand, now_ms: i64) -> Vec<Stage> {
+    let mut out = Vec::with_capacity(records.len() * 2);
+    let mut turns: Vec<(Turn, String)> = Vec::new();
+    for record in records {
+        match decode_turn(record, now_ms) {
+            Ok(turn) => {
+                let masked = pii::mask(&turn.said.text).into_owned();
+                turns.push((turn, masked));
+            }
+            Err(events) => out.extend(events.into_iter().map(Stage::Emit)),
+        }
+    }
+    let queries: Vec<(switchboard_schemas::Locale, &str)> =
+        turns.iter().map(|(t, masked)| (t.said.locale, masked.as_str())).collect();
+    match understand.understand(&queries) {
+        Ok(understood) if understood.len() == turns.len() => {
+            for ((turn, masked), u) in turns.into_iter().zip(understood) {
+                let mut said = turn.event.clone();
+                if let EventBody::UserSaid(body) = &mut said.body {
+                    body.text = masked.clone();
+                    body.user_id = pii::mask(&body.user_id).into_owned();
+                }
+                out.push(Stage::Emit(said.clone()));
+                let analysis = TurnAnalysis {
+                    client_msg_id: turn.said.client_msg_id.clone(),
+                    locale: turn.said.locale,
+                    slots: render::extract_slots(&masked),
+                    asks_for_human: asks_for_human(&masked),
+                    masked_text: masked,
+                    intent: u.intent,
+                    confidence: u.confidence,
+                    model_version: u.model_version,
+                    retrieved: u.retrieved,
+                    kb_version: u.kb_version,
+                    said,
+                };
+                out.push(Stage::Turn { analysis: Box::new(analysis), partition: turn.partition, offset: turn.offset });
+            }
+        }
+        result => {
+            let reason = match result {
+                Err(e) => format!("understanding failed: {e}"),
+                Ok(v) => format!("understanding returned {} results for {} turns", v.len(), turns.len()),
+            };
+            tracing::error!(%reason, turns = turns.len(), "batch failed; turns go to the dead letter");
+            for (turn, _) in &turns {
+                let record = SourceRecord {
+                    topic: switchboard_schemas::topics::USER_SAID.into(),
+                    partition: turn.partition,
+                    offset: turn.offset,
+                    timestamp_ms: turn.event.occurred_at,
+                    key: Some(turn.event.dialogue_id.clone()),
+                    value: switchboard_schemas::encode(&turn.event),
+                };
+                out.extend(crate::decode::dead_letter(&record, &reason, now_ms).into_iter().map(Stage::Emit));
+            }
+        }
+    }
+    out
+}
+
+/// The stateful session operator, keyed by dialogue.
+fn session_stage<'s>(
+    staged: Stream<'s, Time, Vec<Stage>>,
+    config: SessionConfig,
+    clock: Clock,
+) -> Stream<'s, Time, Vec<Event>> {
+    let exchange = Exchange::new(|s: &Stage| dialogue_hash(s.dialogue_id()));
+    staged
+        .unary_frontier(exchange, "Session", move |cap, _info| {
+            let mut sessions = Sessions::new(config);
+            let mut stash: BTreeMap<Time, Vec<Stage>> = BTreeMap::new();
+            // Held at the input frontier so idle closes can be emitted as event time advances.
+            let mut clock_cap = Some(cap);
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, data| {
+                    let entry = stash.entry(*cap.time()).or_default();
+                    for batch in data {
+                        entry.append(batch);
+                    }
+                });
+                let Some(held) = clock_cap.as_mut() else { return };
+                let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
+                for time in ready {
+                    let Some(mut items) = stash.remove(&time) else { continue };
+                    let now = clock.now(time);
+                    let at = held.delayed(&time.max(*held.time()));
+                    let mut session = output.session(&at);
+                    // Dialogues idle before this epoch close before its turns are seen.
+                    session.give_iterator(sessions.close_idle(i64::try_from(time).unwrap_or(i64::MAX)).into_iter());
+                    items.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+                    for item in items {
+                        match item {
+                            Stage::Emit(e) => session.give(e),
+                            Stage::Turn { analysis, .. } => session.give_iterator(sessions.on_turn(*analysis, now).into_iter()),
+                        }
+                    }
+                }
+                match frontier.frontier().iter().min().copied() {
+                    Some(low) => {
+                        let closes = sessions.close_idle(i64::try_from(low).unwrap_or(i64::MAX));
+                        if !closes.is_empty() {
+                            output.session(&*held).give_iterator(closes.into_iter());
+                        }
+                        if *held.time() < low {
+                            held.downgrade(&low);
+                        }
+                    }
+                    None => {
+                        // End of input: every dialogue closes at its own idle deadline.
+                        let closes = sessions.close_idle(i64::MAX);
+                        output.session(&*held).give_iterator(closes.into_iter());
+                        clock_cap = None;
+                    }
+                }
+            }
+        })
+        .container::<Vec<Event>>()
+}
+
+/// Orders one epoch's items deterministically: by source position, emits before turns.
+fn order_key(stage: &Stage) -> (i64, i32, i64, u8, switchboard_schemas::EventId) {
+    match stage {
+        Stage::Turn { analysis, partition, offset } => (analysis.said.occurred_at, *partition, *offset, 1, analysis.said.event_id),
+        Stage::Emit(e) => (e.occurred_at, -1, -1, 0, e.event_id),
+    }
+}
+
+/// Flushes each epoch's events to the sink once the epoch is complete.
+fn sink_stage<'s>(events: Stream<'s, Time, Vec<Event>>, mut sink: Box<dyn EventSink>) -> Stream<'s, Time, Vec<()>> {
+    events
+        .unary_frontier(Pipeline, "Sink", move |_cap, _info| {
+            let mut stash: BTreeMap<Time, (timely::dataflow::operators::Capability<Time>, Vec<Event>)> = BTreeMap::new();
+            move |(input, frontier), _output| {
+                input.for_each_stamp(|cap, data| {
+                    let entry = stash.entry(*cap.time()).or_insert_with(|| (cap.retain(0), Vec::new()));
+                    for batch in data {
+                        entry.1.append(batch);
+                    }
+                });
+                let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
+                for time in ready {
+                    let Some((cap, events)) = stash.remove(&time) else { continue };
+                    if let Err(e) = sink.flush(time, events) {
+                        // Fail-stop: nothing of this epoch is committed; a restart redoes it.
+                        tracing::error!(error = %e, time, "sink flush failed; stopping");
+                        eprintln!("switchboard: sink failed: {e}");
+                        std::process::exit(1);
+                    }
+                    drop(cap);
+                }
+            }
+        })
+        .container::<Vec<()>>()
+}

@@ -1,0 +1,96 @@
+//! The live sinks of `switchboard run` and `switchboard replay`: every event to ClickHouse,
+//! answers and handoffs to `bot.said`, dead letters to `switchboard.dead-letter`. A flush
+//! returns only when ClickHouse and the broker have acknowledged everything; transient failures
+//! are retried with backoff for up to [`RETRY_FOR`], then the worker stops (fail-stop).
+
+use crate::graph::{EventSink, Time};
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_schemas::{topics, Event, EventBody};
+use switchboard_sinks::clickhouse::ClickHouseSink;
+use switchboard_sinks::kafka::KafkaSink;
+
+/// How long a flush keeps retrying before the worker gives up.
+pub const RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Which outputs a live sink writes.
+#[derive(Debug, Clone)]
+pub struct LiveTargets {
+    /// Topic for answers and handoffs (`bot.said`), or none (replay into ClickHouse only).
+    pub replies_topic: Option<String>,
+    /// Topic for dead letters.
+    pub dead_letter_topic: Option<String>,
+}
+
+impl Default for LiveTargets {
+    fn default() -> Self {
+        LiveTargets { replies_topic: Some(topics::BOT_SAID.into()), dead_letter_topic: Some(topics::DEAD_LETTER.into()) }
+    }
+}
+
+/// ClickHouse + Kafka.
+pub struct LiveSink {
+    runtime: tokio::runtime::Handle,
+    clickhouse: Arc<ClickHouseSink>,
+    kafka: KafkaSink,
+    targets: LiveTargets,
+    metrics: Arc<Metrics>,
+}
+
+impl LiveSink {
+    /// A sink writing through the given clients.
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        clickhouse: Arc<ClickHouseSink>,
+        kafka: KafkaSink,
+        targets: LiveTargets,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        LiveSink { runtime, clickhouse, kafka, targets, metrics }
+    }
+
+    async fn write_once(&self, replies: &[Event], dead: &[Event], all: &[Event]) -> Result<(), String> {
+        let kafka = async {
+            if let Some(topic) = &self.targets.replies_topic {
+                self.kafka.write(topic, replies).await.map_err(|e| e.to_string())?;
+            }
+            if let Some(topic) = &self.targets.dead_letter_topic {
+                self.kafka.write(topic, dead).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        };
+        let clickhouse = async { self.clickhouse.write(all).await.map_err(|e| e.to_string()) };
+        let (k, c) = tokio::join!(kafka, clickhouse);
+        k.and(c)
+    }
+}
+
+impl EventSink for LiveSink {
+    fn flush(&mut self, _time: Time, events: Vec<Event>) -> Result<(), String> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let replies: Vec<Event> = events
+            .iter()
+            .filter(|e| matches!(e.body, EventBody::AnswerGenerated(_) | EventBody::HandoffRequested(_)))
+            .cloned()
+            .collect();
+        let dead: Vec<Event> = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).cloned().collect();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.runtime.block_on(self.write_once(&replies, &dead, &events)) {
+                Ok(()) => break,
+                Err(e) if started.elapsed() < RETRY_FOR => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "sink write failed; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.metrics.record_flush(&events, started.elapsed());
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! Prometheus metrics of the topology: events in and out by kind, per-operator latency
+//! histograms, end-to-end turn latency, and consumer lag, served as text at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+use std::time::Duration;
+use switchboard_schemas::{Event, EventBody};
+
+type Labels = Vec<(String, String)>;
+
+/// All metrics of one process.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    records_in: Counter,
+    events_out: Family<Labels, Counter>,
+    stage_seconds: Family<Labels, Histogram>,
+    turn_latency_ms: Histogram,
+    consumer_lag: Gauge,
+    committed_epochs: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let records_in = Counter::default();
+        let events_out = Family::<Labels, Counter>::default();
+        let stage_seconds = Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let turn_latency_ms = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        let consumer_lag = Gauge::default();
+        let committed_epochs = Counter::default();
+        registry.register("records_in", "Records read from user.said", records_in.clone());
+        registry.register("events_out", "Events written to the sinks, by kind", events_out.clone());
+        registry.register("stage_seconds", "Time spent per operator and epoch", stage_seconds.clone());
+        registry.register("turn_latency_ms", "From UserSaid occurred_at to the reply", turn_latency_ms.clone());
+        registry.register("consumer_lag", "Records behind the high watermark on owned partitions", consumer_lag.clone());
+        registry.register("committed_epochs", "Epochs whose offsets were committed", committed_epochs.clone());
+        Metrics {
+            registry: Mutex::new(registry),
+            records_in,
+            events_out,
+            stage_seconds,
+            turn_latency_ms,
+            consumer_lag,
+            committed_epochs,
+        }
+    }
+
+    /// Counts records read.
+    pub fn record_in(&self, n: usize) {
+        self.records_in.inc_by(n as u64);
+    }
+
+    /// Records one operator's time on one epoch.
+    pub fn record_stage(&self, stage: &str, took: Duration) {
+        self.stage_seconds.get_or_create(&vec![("stage".into(), stage.into())]).observe(took.as_secs_f64());
+    }
+
+    /// Records a sink flush: events out by kind, reply latencies, flush time.
+    pub fn record_flush(&self, events: &[Event], took: Duration) {
+        for e in events {
+            self.events_out.get_or_create(&vec![("kind".into(), e.kind().as_str().into())]).inc();
+            match &e.body {
+                EventBody::AnswerGenerated(a) => self.turn_latency_ms.observe(f64::from(a.latency_ms)),
+                EventBody::HandoffRequested(h) => self.turn_latency_ms.observe(f64::from(h.latency_ms)),
+                _ => {}
+            }
+        }
+        self.record_stage("sink", took);
+    }
+
+    /// Sets the consumer lag.
+    pub fn set_lag(&self, lag: i64) {
+        self.consumer_lag.set(lag);
+    }
+
+    /// Counts a committed epoch.
+    pub fn epoch_committed(&self) {
+        self.committed_epochs.inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            let _ = encode(&mut out, &registry);
+        }
+        out
+    }
+}
+
+/// Serves `/metrics` on `listen` until the process ends.
+pub async fn serve(listen: std::net::SocketAddr, metrics: std::sync::Arc<Metrics>) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(%listen, "metrics at /metrics");
+    loop {
+        let (mut socket, _) = listener.accept().await?;
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
+    }
+}

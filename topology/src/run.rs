@@ -1,0 +1,204 @@
+//! Running the graph on Kafka: `switchboard run` (one process), `switchboard submit` (one
+//! process of a cluster) and `switchboard replay` (a bounded range into the sinks).
+//!
+//! Each worker owns a disjoint share of the partitions, feeds one epoch per poll, and commits
+//! the offsets of an epoch only after the probe behind the sinks has passed it — that is, after
+//! ClickHouse and the broker acknowledged every output of that epoch on every worker.
+
+use crate::graph::{self, Clock, GraphConfig, Time};
+use crate::live_sink::{LiveSink, LiveTargets};
+use crate::metrics::Metrics;
+use anyhow::{anyhow, Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
+use switchboard_sinks::clickhouse::ClickHouseSink;
+use switchboard_sinks::kafka::KafkaSink;
+use switchboard_sources::kafka::{EndPosition, KafkaSource, StartPosition};
+use timely::dataflow::InputHandle;
+
+/// How workers are laid out.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// One process with this many worker threads.
+    Process(usize),
+    /// One process of a cluster.
+    Cluster {
+        /// Worker threads in this process.
+        workers: usize,
+        /// This process's index in `hosts`.
+        process: usize,
+        /// `host:port` of every process.
+        hosts: Vec<String>,
+    },
+}
+
+impl Layout {
+    fn timely_config(&self) -> timely::Config {
+        match self {
+            Layout::Process(n) => timely::Config::process((*n).max(1)),
+            Layout::Cluster { workers, process, hosts } => timely::Config {
+                communication: timely::CommunicationConfig::Cluster {
+                    threads: (*workers).max(1),
+                    process: *process,
+                    addresses: hosts.clone(),
+                    report: false,
+                    zerocopy: false,
+                },
+                worker: timely::WorkerConfig::default(),
+            },
+        }
+    }
+}
+
+/// What a run reads and where its outputs go.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker layout.
+    pub layout: Layout,
+    /// Consumer group whose committed offsets are the restart point.
+    pub group_id: String,
+    /// Input topic.
+    pub topic: String,
+    /// Where to start.
+    pub start: StartPosition,
+    /// Where to stop (None: run until stopped).
+    pub end: Option<EndPosition>,
+    /// Whether to commit offsets (not for replays).
+    pub commit: bool,
+    /// Most records per worker and epoch.
+    pub batch_max: usize,
+    /// Longest wait for the first record of an epoch.
+    pub poll_wait: Duration,
+    /// Output topics.
+    pub targets: LiveTargets,
+    /// Processing time source.
+    pub clock: Clock,
+    /// Whether to show a progress bar (bounded runs).
+    pub progress: bool,
+}
+
+/// Set by SIGTERM/SIGINT: workers finish their epoch, commit, and stop.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// What a bounded run did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunReport {
+    /// Records read.
+    pub records: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Runs the graph until stopped (or until the end of a bounded range).
+pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
+    let kafka = KafkaSettings::from_env()?;
+    let clickhouse = Arc::new(ClickHouseSink::new(&ClickHouseSettings::from_env()?));
+    runtime
+        .block_on(clickhouse.ping())
+        .context("ClickHouse is not reachable (deploy/dev/up.sh starts it)")?;
+    let kafka_sink = KafkaSink::new(&kafka)?;
+    let handle = runtime.handle().clone();
+    let started = Instant::now();
+    let progress = options.progress.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} records, {per_sec}, elapsed {elapsed}, ETA {eta} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    let bar = progress.clone();
+    let options_for_workers = options.clone();
+    let guards = timely::execute(options.layout.timely_config(), move |worker| -> Result<u64, String> {
+        let options = &options_for_workers;
+        let index = worker.index();
+        let peers = worker.peers();
+        let mut source = KafkaSource::open(&kafka, &options.group_id, &options.topic, index, peers, &options.start, options.end.as_ref())
+            .map_err(|e| format!("worker {index}: {e}"))?;
+        tracing::info!(worker = index, peers, partitions = ?source.partitions(), "worker owns partitions");
+        if let (Some(bar), Some(end)) = (&bar, &options.end) {
+            if let Ok(lag) = source.lag() {
+                bar.inc_length(lag.max(0) as u64);
+            }
+            let _ = end;
+        }
+        let sink = LiveSink::new(handle.clone(), clickhouse.clone(), kafka_sink.clone(), options.targets.clone(), metrics.clone());
+        let mut input: InputHandle<Time, _> = InputHandle::new();
+        let probe = worker.dataflow::<Time, _, _>(|scope| {
+            graph::build(input.to_stream(scope), graph_config.clone(), Box::new(sink))
+        });
+        let mut time: Time = 0;
+        let mut records_read: u64 = 0;
+        let mut last_commit = Instant::now();
+        let mut last_lag = Instant::now() - Duration::from_secs(60);
+        let mut committed = source.position().clone();
+        loop {
+            if STOP.load(Ordering::Relaxed) || source.finished() {
+                break;
+            }
+            let batch = source.poll_batch(options.batch_max, options.poll_wait).map_err(|e| format!("worker {index}: {e}"))?;
+            let wall = u64::try_from(graph::wall_clock_ms()).unwrap_or(0);
+            let epoch = match options.clock {
+                Clock::Wall => wall.max(time + 1),
+                Clock::Virtual => batch
+                    .iter()
+                    .map(|r| u64::try_from(r.timestamp_ms).unwrap_or(0))
+                    .max()
+                    .unwrap_or(time)
+                    .max(time + 1),
+            };
+            input.advance_to(epoch);
+            time = epoch;
+            records_read += batch.len() as u64;
+            metrics.record_in(batch.len());
+            if let Some(bar) = &bar {
+                bar.inc(batch.len() as u64);
+            }
+            for record in batch {
+                input.send(record);
+            }
+            input.advance_to(epoch + 1);
+            // Every output of this epoch is durable once the probe passes it.
+            while probe.less_than(&(epoch + 1)) {
+                worker.step();
+            }
+            let position = source.position().clone();
+            if options.commit && position != committed && (last_commit.elapsed() >= Duration::from_millis(200)) {
+                source.commit(&position).map_err(|e| format!("worker {index}: commit: {e}"))?;
+                committed = position;
+                last_commit = Instant::now();
+                metrics.epoch_committed();
+            }
+            if last_lag.elapsed() >= Duration::from_secs(5) {
+                if let Ok(lag) = source.lag() {
+                    metrics.set_lag(lag);
+                }
+                last_lag = Instant::now();
+            }
+        }
+        drop(input);
+        while !probe.done() {
+            worker.step();
+        }
+        let position = source.position().clone();
+        if options.commit && position != committed {
+            source.commit(&position).map_err(|e| format!("worker {index}: final commit: {e}"))?;
+        }
+        Ok(records_read)
+    })
+    .map_err(|e| anyhow!("cannot start workers: {e}"))?;
+    let mut records = 0;
+    for result in guards.join() {
+        match result {
+            Ok(Ok(n)) => records += n,
+            Ok(Err(e)) => return Err(anyhow!(e)),
+            Err(e) => return Err(anyhow!("worker failed: {e}")),
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_with_message("done");
+    }
+    Ok(RunReport { records, seconds: started.elapsed().as_secs_f64() })
+}
