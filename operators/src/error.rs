@@ -19,6 +19,18 @@ pub enum Error {
     /// A tensor operation failed.
     #[error("tensor: {0}")]
     Tensor(#[from] candle_core::Error),
+    /// A knowledge-base file is unreadable or invalid.
+    #[error("knowledge base: {0}")]
+    Kb(#[from] crate::retrieval::KbError),
+    /// A knowledge-base snapshot could not be built, saved or loaded.
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] crate::retrieval::SnapshotError),
+    /// A vector index could not be built.
+    #[error("index: {0}")]
+    Index(#[from] crate::retrieval::IndexError),
+    /// An answer template could not be rendered.
+    #[error("render: {0}")]
+    Render(#[from] crate::render::RenderError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

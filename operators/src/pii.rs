@@ -101,6 +101,7 @@ const ID_LAYOUTS: &[&[usize]] = &[&[18], &[6, 8, 4], &[6, 4, 4, 4], &[6, 12], &[
 ///
 /// The spans are sorted by `start` and never overlap. Offsets are byte offsets into `text`.
 /// Never panics, whatever the input.
+#[must_use]
 pub fn find(text: &str) -> Vec<PiiSpan> {
     let has_digit = text.chars().any(|c| digit_value(c).is_some());
     let has_at = text.contains('@');
@@ -108,11 +109,19 @@ pub fn find(text: &str) -> Vec<PiiSpan> {
         return Vec::new();
     }
 
-    let emails = if has_at { email_matches(text) } else { Vec::new() };
+    let emails = if has_at {
+        email_matches(text)
+    } else {
+        Vec::new()
+    };
     let mut spans: Vec<PiiSpan> = emails
         .iter()
         .filter(|m| !m.already_masked)
-        .map(|m| PiiSpan { kind: PiiKind::Email, start: m.start, end: m.end })
+        .map(|m| PiiSpan {
+            kind: PiiKind::Email,
+            start: m.start,
+            end: m.end,
+        })
         .collect();
 
     if has_digit {
@@ -141,6 +150,7 @@ pub fn find(text: &str) -> Vec<PiiSpan> {
 /// `***************0128` (compact, separators dropped) and emails `z***@example.com`.
 /// Returns [`Cow::Borrowed`] when nothing was found. Idempotent: masking a masked text changes
 /// nothing. Never panics, whatever the input.
+#[must_use]
 pub fn mask(text: &str) -> Cow<'_, str> {
     let spans = find(text);
     if spans.is_empty() {
@@ -167,6 +177,7 @@ pub fn mask(text: &str) -> Cow<'_, str> {
 }
 
 /// Whether `text` contains any PII that [`mask`] would mask.
+#[must_use]
 pub fn contains_pii(text: &str) -> bool {
     !find(text).is_empty()
 }
@@ -182,6 +193,7 @@ pub fn contains_pii(text: &str) -> bool {
 /// assert!(!luhn_valid("4111111111111112"));
 /// assert!(!luhn_valid("4111 1111 1111 1111"));
 /// ```
+#[must_use]
 pub fn luhn_valid(digits: &str) -> bool {
     if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return false;
@@ -219,6 +231,7 @@ pub fn luhn_valid(digits: &str) -> bool {
 /// assert!(id_checksum_valid("11010519491231002X"));
 /// assert!(!id_checksum_valid("110105194912310021"));
 /// ```
+#[must_use]
 pub fn id_checksum_valid(id18: &str) -> bool {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
@@ -327,6 +340,8 @@ struct Group {
     chars: Vec<u8>,
     /// The group ends with an ID check character `X`.
     has_x: bool,
+    /// The separator characters between the previous group and this one (empty for the first).
+    sep: String,
 }
 
 /// Whether a run of `*` of length `stars` next to a number, with `beyond` on its far side,
@@ -346,7 +361,11 @@ fn left_boundary_ok(chars: &[(usize, char)], i: usize) -> bool {
         return false;
     }
     if prev == '*' {
-        let stars = chars[..i].iter().rev().take_while(|&&(_, c)| c == '*').count();
+        let stars = chars[..i]
+            .iter()
+            .rev()
+            .take_while(|&&(_, c)| c == '*')
+            .count();
         let beyond = (i - stars).checked_sub(1).map(|p| chars[p].1);
         return !is_mask_remnant(stars, beyond);
     }
@@ -382,6 +401,7 @@ fn scan_numbers(text: &str, chars: &[(usize, char)], blocked: &[bool], out: &mut
         let left_ok = left_boundary_ok(chars, i);
         let mut groups = Vec::new();
         let mut j = i;
+        let mut sep = String::new();
         loop {
             let start = chars[j].0;
             let mut group_chars = Vec::new();
@@ -401,13 +421,20 @@ fn scan_numbers(text: &str, chars: &[(usize, char)], blocked: &[bool], out: &mut
                 }
             }
             let end = chars.get(j).map_or(text.len(), |&(off, _)| off);
-            groups.push(Group { start, end, chars: group_chars, has_x });
+            groups.push(Group {
+                start,
+                end,
+                chars: group_chars,
+                has_x,
+                sep: std::mem::take(&mut sep),
+            });
 
             let mut k = j;
             while k < n && k - j < MAX_SEPARATOR_CHARS && !blocked[k] && is_separator(chars[k].1) {
                 k += 1;
             }
             if k > j && is_digit_at(k) {
+                sep = chars[j..k].iter().map(|&(_, c)| c).collect();
                 j = k;
             } else {
                 break;
@@ -444,7 +471,8 @@ fn classify_run(
     }
 }
 
-/// The best PII window starting at group `a`: its last group index and span.
+/// The best PII window starting at group `a`: its last group index and span. A window is a
+/// sequence of whole groups with the same separator between all of them.
 fn best_window(text: &str, groups: &[Group], a: usize, right_ok: bool) -> Option<(usize, PiiSpan)> {
     let mut id = None;
     let mut card = None;
@@ -461,27 +489,44 @@ fn best_window(text: &str, groups: &[Group], a: usize, right_ok: bool) -> Option
             break;
         }
         // An `X` can only be the very last character of an ID.
-        let x_inside = groups[a..b].iter().any(|g| g.has_x);
-        if x_inside {
+        if groups[a..b].iter().any(|g| g.has_x) {
+            break;
+        }
+        // One number is written with one kind of separator throughout: `138 1234 5678` but not
+        // `4111 1111 1111 1111  138` (two numbers).
+        if b > a + 1 && group.sep != groups[a + 1].sep {
             break;
         }
         let Ok(s) = std::str::from_utf8(&joined) else {
             break;
         };
-        let whole = PiiSpan { kind: PiiKind::Mobile, start: groups[a].start, end: group.end };
+        let whole = PiiSpan {
+            kind: PiiKind::Mobile,
+            start: groups[a].start,
+            end: group.end,
+        };
 
+        if id.is_none() && is_id_window(&lens, s) {
+            id = Some((
+                b,
+                PiiSpan {
+                    kind: PiiKind::IdNumber,
+                    ..whole
+                },
+            ));
+        }
         if group.has_x {
-            if id.is_none() && is_id_window(&lens, s) {
-                id = Some((b, PiiSpan { kind: PiiKind::IdNumber, ..whole }));
-            }
-            // Nothing else may contain an `X`, and the run cannot continue past it usefully.
+            // Only an ID may end in `X`, and no window may contain one further in.
             break;
         }
-        if id.is_none() && is_id_window(&lens, s) {
-            id = Some((b, PiiSpan { kind: PiiKind::IdNumber, ..whole }));
-        }
         if is_card_layout(&lens) && luhn_valid(s) {
-            card = Some((b, PiiSpan { kind: PiiKind::BankCard, ..whole }));
+            card = Some((
+                b,
+                PiiSpan {
+                    kind: PiiKind::BankCard,
+                    ..whole
+                },
+            ));
         }
         if mobile.is_none() {
             if MOBILE_LAYOUTS.contains(&lens.as_slice()) && is_mobile(s) {
@@ -564,7 +609,11 @@ fn render_masked(kind: PiiKind, pii: &str, out: &mut String) {
         })
         .collect();
     let n = normalised.len();
-    let keep_head = if kind == PiiKind::Mobile && n == 11 { 3 } else { 0 };
+    let keep_head = if kind == PiiKind::Mobile && n == 11 {
+        3
+    } else {
+        0
+    };
     let keep_tail = if n > 4 { 4 } else { 0 };
     for (i, &c) in normalised.iter().enumerate() {
         if i < keep_head || i >= n - keep_tail {
@@ -584,7 +633,10 @@ mod tests {
     }
 
     fn slices(text: &str) -> Vec<&str> {
-        find(text).into_iter().map(|s| &text[s.start..s.end]).collect()
+        find(text)
+            .into_iter()
+            .map(|s| &text[s.start..s.end])
+            .collect()
     }
 
     #[test]
@@ -670,11 +722,23 @@ mod tests {
 
     #[test]
     fn id_numbers() {
-        assert_eq!(mask("身份证号110105194912310021"), "身份证号110105194912310021");
-        assert_eq!(mask("身份证号11010519491231002X"), "身份证号**************002X");
-        assert_eq!(mask("身份证号11010519491231002x。"), "身份证号**************002X。");
+        assert_eq!(
+            mask("身份证号110105194912310021"),
+            "身份证号110105194912310021"
+        );
+        assert_eq!(
+            mask("身份证号11010519491231002X"),
+            "身份证号**************002X"
+        );
+        assert_eq!(
+            mask("身份证号11010519491231002x。"),
+            "身份证号**************002X。"
+        );
         assert_eq!(mask("ID: 110105 19491231 002X"), "ID: **************002X");
-        assert_eq!(mask("ID: 110105-1949-1231-002X ok"), "ID: **************002X ok");
+        assert_eq!(
+            mask("ID: 110105-1949-1231-002X ok"),
+            "ID: **************002X ok"
+        );
         assert_eq!(mask("110101199003071233"), "**************1233");
         assert_eq!(kinds("110101199003071233"), [PiiKind::IdNumber]);
         // An X followed by letters is not a check character.
@@ -697,8 +761,14 @@ mod tests {
 
     #[test]
     fn bank_cards() {
-        assert_eq!(mask("卡号 6222 0212 3456 7890 128"), "卡号 ***************0128");
-        assert_eq!(mask("卡号6222-0212-3456-7890-128谢谢"), "卡号***************0128谢谢");
+        assert_eq!(
+            mask("卡号 6222 0212 3456 7890 128"),
+            "卡号 ***************0128"
+        );
+        assert_eq!(
+            mask("卡号6222-0212-3456-7890-128谢谢"),
+            "卡号***************0128谢谢"
+        );
         assert_eq!(mask("card 4111111111111111."), "card ************1111.");
         assert_eq!(mask("622202 1234567890128"), "***************0128");
         assert_eq!(kinds("4111 1111 1111 1111"), [PiiKind::BankCard]);
@@ -710,7 +780,10 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(mask("zhang.san@example.com"), "z***@example.com");
-        assert_eq!(mask("邮箱zhang.san@example.com谢谢"), "邮箱z***@example.com谢谢");
+        assert_eq!(
+            mask("邮箱zhang.san@example.com谢谢"),
+            "邮箱z***@example.com谢谢"
+        );
         assert_eq!(mask("mail a@b.co, thanks"), "mail a***@b.co, thanks");
         assert_eq!(mask("13812345678@qq.com"), "1***@qq.com");
         assert_eq!(kinds("13812345678@qq.com"), [PiiKind::Email]);
@@ -733,7 +806,12 @@ mod tests {
                     邮箱zs@163.com，订单号2024113051。";
         assert_eq!(
             kinds(text),
-            [PiiKind::Mobile, PiiKind::IdNumber, PiiKind::BankCard, PiiKind::Email]
+            [
+                PiiKind::Mobile,
+                PiiKind::IdNumber,
+                PiiKind::BankCard,
+                PiiKind::Email
+            ]
         );
         assert_eq!(
             mask(text),
@@ -741,7 +819,10 @@ mod tests {
              邮箱z***@163.com，订单号2024113051。"
         );
         let text = "Call 139-0000-1111 or 13700002222, card 4111 1111 1111 1111";
-        assert_eq!(mask(text), "Call 139****1111 or 137****2222, card ************1111");
+        assert_eq!(
+            mask(text),
+            "Call 139****1111 or 137****2222, card ************1111"
+        );
         // Two numbers separated by one space are still two numbers.
         assert_eq!(mask("13812345678 13912345678"), "138****5678 139****5678");
     }
@@ -755,6 +836,20 @@ mod tests {
         assert!(!contains_pii(&once));
         // A markdown-bold number is still masked.
         assert_eq!(mask("**13812345678**"), "**138****5678**");
+        // The kept first character of a masked email does not extend a card.
+        let text = "6222 0212 3456 7890 3@4.cc@x.com";
+        let once = mask(text).into_owned();
+        assert_eq!(once, "6222 0212 3456 7890 3***@4***@x.com");
+        assert_eq!(mask(&once), once);
+    }
+
+    #[test]
+    fn one_separator_style_per_number() {
+        // A card followed by a mobile number, two spaces apart: the `138` group must not be
+        // taken as the tail of a 19-digit card.
+        let text = "4111 1111 1111 1111  138 1234 5678";
+        assert_eq!(mask(text), "************1111  138****5678");
+        assert!(!contains_pii("138 1234-5678"));
     }
 
     #[test]

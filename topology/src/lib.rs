@@ -4,6 +4,7 @@
 //! - [`run`]: running it on Kafka (`run`, `submit`, `replay`).
 //! - [`deterministic`]: running it on a recording with virtual time (`test`).
 
+pub mod config;
 pub mod decode;
 pub mod deterministic;
 pub mod doctor;

@@ -38,8 +38,6 @@ pub(crate) struct Head {
     hidden: Option<Linear>,
     out: Linear,
     dim: usize,
-    hidden_size: usize,
-    n_labels: usize,
 }
 
 /// What fitting a head produced.
@@ -61,7 +59,7 @@ fn lock(varmap: &VarMap) -> std::sync::MutexGuard<'_, HashMap<String, Var>> {
 }
 
 impl Head {
-    fn from_vars(vars: Vec<(&str, Var)>, dim: usize, hidden_size: usize, n_labels: usize) -> Result<Head> {
+    fn from_vars(vars: Vec<(&str, Var)>, dim: usize, hidden_size: usize) -> Result<Head> {
         let varmap = VarMap::new();
         let mut get = HashMap::new();
         {
@@ -77,7 +75,7 @@ impl Head {
         let hidden = if hidden_size > 0 { linear(HIDDEN_WEIGHT, HIDDEN_BIAS) } else { None };
         let out = linear(OUT_WEIGHT, OUT_BIAS)
             .ok_or_else(|| Error::Training("head lacks its output layer".into()))?;
-        Ok(Head { varmap, hidden, out, dim, hidden_size, n_labels })
+        Ok(Head { varmap, hidden, out, dim })
     }
 
     /// A fresh head: zero weights for the linear case (the problem is convex), seeded Kaiming-
@@ -100,7 +98,7 @@ impl Head {
         };
         vars.push((OUT_WEIGHT, in_out));
         vars.push((OUT_BIAS, Var::zeros(n_labels, DType::F32, &device)?));
-        Head::from_vars(vars, dim, hidden_size, n_labels)
+        Head::from_vars(vars, dim, hidden_size)
     }
 
     /// Loads `head.safetensors`, checking the tensors against the expected shapes.
@@ -138,28 +136,13 @@ impl Head {
             }
             vars.push((name, Var::from_tensor(&tensor.to_dtype(DType::F32)?)?));
         }
-        Head::from_vars(vars, dim, hidden_size, n_labels)
+        Head::from_vars(vars, dim, hidden_size)
     }
 
     /// Writes the weights as safetensors.
     pub fn save(&self, path: &Path) -> Result<()> {
         self.varmap.save(path)?;
         Ok(())
-    }
-
-    /// Input width.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Number of outputs.
-    pub fn n_labels(&self) -> usize {
-        self.n_labels
-    }
-
-    /// Hidden width (0 for the linear head).
-    pub fn hidden_size(&self) -> usize {
-        self.hidden_size
     }
 
     /// FNV-1a 64 over the tensors (sorted by name, with shapes) and `extra`.

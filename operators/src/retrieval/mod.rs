@@ -1,1 +1,305 @@
-//! Knowledge retrieval (stub, being written).
+//! Knowledge retrieval: pick the knowledge-base entry that answers a user's turn.
+//!
+//! * [`kb`]: knowledge-base files (JSON Lines / YAML), parsing and validation.
+//! * [`snapshot`]: entries plus question embeddings, content-versioned, saved and loaded
+//!   without re-embedding, with an atomically swapped `current` pointer.
+//! * [`index`]: the [`VectorIndex`] trait and the exact in-process [`ExactIndex`].
+//! * [`lexical`]: character n-gram TF-IDF similarity.
+//! * [`Retriever`]: combines both: `score = w · cosine + (1 − w) · lexical`.
+//!
+//! ```no_run
+//! use switchboard_operators::intent::{resolve_model_dir, Encoder};
+//! use switchboard_operators::retrieval::{kb, Retriever, RetrieverConfig, Snapshot};
+//! use switchboard_schemas::Locale;
+//!
+//! let zh = Encoder::load(&resolve_model_dir("m3e-small"))?;
+//! let entries = kb::parse_kb_file("operators/data/kb/kb.zh.jsonl")?;
+//! let snapshot = Snapshot::build(entries, |l| (l == Locale::ZhCn).then_some(&zh))?;
+//! let retriever = Retriever::new(snapshot, RetrieverConfig::default())?;
+//! let text = "我买的东西想退掉";
+//! let query = zh.embed_one(text)?;
+//! if let Some(hit) = retriever.retrieve(Locale::ZhCn, Some("return_goods"), text, &query) {
+//!     println!("{} {:.3}", hit.entry.id, hit.score);
+//! }
+//! # Ok::<(), switchboard_operators::Error>(())
+//! ```
+
+pub mod index;
+pub mod kb;
+pub mod lexical;
+mod sha256;
+pub mod snapshot;
+
+use std::collections::{HashMap, HashSet};
+
+use switchboard_schemas::Locale;
+
+pub use index::{ExactIndex, ExactIndexBuilder, Filter, Hit, IndexError, VectorIndex};
+pub use kb::{parse_kb_file, KbEntry, KbError};
+pub use lexical::LexicalIndex;
+pub use snapshot::{Embedder, Snapshot, SnapshotError, SnapshotWatcher};
+
+/// Tuning of a [`Retriever`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrieverConfig {
+    /// Weight `w` of the vector score; the lexical score gets `1 − w`. Default 0.7.
+    pub vector_weight: f32,
+    /// Least combined score [`Retriever::retrieve`] accepts. Default 0.45.
+    pub threshold: f32,
+    /// How many entries the vector search returns for re-scoring. Default 50.
+    pub candidates: usize,
+}
+
+impl Default for RetrieverConfig {
+    fn default() -> Self {
+        RetrieverConfig { vector_weight: 0.7, threshold: 0.45, candidates: 50 }
+    }
+}
+
+/// A retrieved entry with its scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retrieved<'a> {
+    /// Index of the entry in the snapshot.
+    pub entry_index: usize,
+    /// The entry.
+    pub entry: &'a KbEntry,
+    /// The entry's question closest to the query vector (the lexically closest one when there
+    /// was no query vector).
+    pub question_index: usize,
+    /// The combined score, in `[0, 1]`.
+    pub score: f32,
+    /// Best cosine similarity over the entry's questions, clamped to `[0, 1]`.
+    pub vector_score: f32,
+    /// Best lexical similarity over the entry's questions, in `[0, 1]`.
+    pub lexical_score: f32,
+    /// True when an intent was given but the knowledge base has no entry for it in this locale,
+    /// so all entries of the locale were searched.
+    pub intent_fallback: bool,
+}
+
+/// Finds the best knowledge-base entry for a user's turn (see the module docs).
+///
+/// Deterministic: the same snapshot, configuration and inputs give the same result.
+pub struct Retriever {
+    snapshot: Snapshot,
+    index: Box<dyn VectorIndex>,
+    lexical: LexicalIndex,
+    config: RetrieverConfig,
+    intents: HashSet<(Locale, String)>,
+    /// Entry indices per locale and per (locale, intent), for lexical-only scoring.
+    by_locale: HashMap<Locale, Vec<usize>>,
+    by_intent: HashMap<(Locale, String), Vec<usize>>,
+}
+
+impl std::fmt::Debug for Retriever {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retriever")
+            .field("version", &self.snapshot.version)
+            .field("entries", &self.snapshot.entries.len())
+            .field("vectors", &self.index.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Retriever {
+    /// A retriever over `snapshot` with an [`ExactIndex`].
+    pub fn new(snapshot: Snapshot, config: RetrieverConfig) -> Result<Retriever, IndexError> {
+        let index = ExactIndex::from_snapshot(&snapshot)?;
+        Ok(Retriever::with_index(snapshot, Box::new(index), config))
+    }
+
+    /// A retriever over `snapshot` using `index`, which must hold the snapshot's vectors (with
+    /// the snapshot's entry indices).
+    pub fn with_index(
+        snapshot: Snapshot,
+        index: Box<dyn VectorIndex>,
+        config: RetrieverConfig,
+    ) -> Retriever {
+        let lexical = LexicalIndex::new(&snapshot.entries);
+        let mut by_locale: HashMap<Locale, Vec<usize>> = HashMap::new();
+        let mut by_intent: HashMap<(Locale, String), Vec<usize>> = HashMap::new();
+        for (i, e) in snapshot.entries.iter().enumerate() {
+            by_locale.entry(e.locale).or_default().push(i);
+            by_intent.entry((e.locale, e.intent.clone())).or_default().push(i);
+        }
+        let intents = by_intent.keys().cloned().collect();
+        Retriever { snapshot, index, lexical, config, intents, by_locale, by_intent }
+    }
+
+    /// The snapshot searched.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RetrieverConfig {
+        &self.config
+    }
+
+    /// Whether the knowledge base has an entry for `intent` in `locale`.
+    pub fn has_intent(&self, locale: Locale, intent: &str) -> bool {
+        self.intents.contains(&(locale, intent.to_owned()))
+    }
+
+    /// The best entry for `text` (with its embedding `query_vector`, made by the locale's
+    /// encoder), or `None` when its score is below the threshold.
+    ///
+    /// Only entries of `locale` are searched, and only those of `intent` when given and the
+    /// knowledge base has any (otherwise all entries of the locale, with
+    /// [`Retrieved::intent_fallback`] set). An empty `query_vector` means no embedding is
+    /// available: entries are then scored lexically only (`score = lexical_score`).
+    pub fn retrieve(
+        &self,
+        locale: Locale,
+        intent: Option<&str>,
+        text: &str,
+        query_vector: &[f32],
+    ) -> Option<Retrieved<'_>> {
+        self.rank(locale, intent, text, query_vector, 1)
+            .into_iter()
+            .next()
+            .filter(|r| r.score >= self.config.threshold)
+    }
+
+    /// The best `n` entries, best first, without the threshold (for evaluation and logging).
+    /// Ties are broken by entry index.
+    pub fn rank(
+        &self,
+        locale: Locale,
+        intent: Option<&str>,
+        text: &str,
+        query_vector: &[f32],
+        n: usize,
+    ) -> Vec<Retrieved<'_>> {
+        if n == 0 {
+            return Vec::new();
+        }
+        let intent_known = intent.filter(|i| self.has_intent(locale, i));
+        let intent_fallback = intent.is_some() && intent_known.is_none();
+        let lexical = self.lexical.query(locale, text);
+        let w = self.config.vector_weight.clamp(0.0, 1.0);
+
+        let mut results: Vec<Retrieved<'_>> = if query_vector.is_empty() {
+            let scope = match intent_known {
+                Some(i) => self.by_intent.get(&(locale, i.to_owned())),
+                None => self.by_locale.get(&locale),
+            };
+            scope
+                .into_iter()
+                .flatten()
+                .filter_map(|&e| {
+                    let (question_index, lexical_score) = lexical.best(e)?;
+                    Some(Retrieved {
+                        entry_index: e,
+                        entry: self.snapshot.entries.get(e)?,
+                        question_index,
+                        score: lexical_score,
+                        vector_score: 0.0,
+                        lexical_score,
+                        intent_fallback,
+                    })
+                })
+                .collect()
+        } else {
+            let filter = Filter { locale, intent: intent_known.map(str::to_owned) };
+            self.index
+                .search(query_vector, &filter, self.config.candidates.max(n))
+                .into_iter()
+                .filter_map(|hit| {
+                    let entry = self.snapshot.entries.get(hit.entry_index)?;
+                    let vector_score = hit.score.clamp(0.0, 1.0);
+                    let lexical_score = lexical.score(hit.entry_index);
+                    Some(Retrieved {
+                        entry_index: hit.entry_index,
+                        entry,
+                        question_index: hit.question_index,
+                        score: w * vector_score + (1.0 - w) * lexical_score,
+                        vector_score,
+                        lexical_score,
+                        intent_fallback,
+                    })
+                })
+                .collect()
+        };
+        results.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry_index.cmp(&b.entry_index)));
+        results.truncate(n);
+        results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, locale: Locale, intent: &str, questions: &[&str]) -> KbEntry {
+        KbEntry {
+            id: id.into(),
+            locale,
+            intent: intent.into(),
+            questions: questions.iter().map(|q| q.to_string()).collect(),
+            answer: format!("answer {id}"),
+            slots: vec![],
+        }
+    }
+
+    /// Entries with 2-d vectors: question vectors at the given angles (degrees).
+    fn retriever(config: RetrieverConfig) -> Retriever {
+        let entries = vec![
+            entry("a", Locale::ZhCn, "return_goods", &["我要退货", "怎么退货"]),
+            entry("b", Locale::ZhCn, "return_goods", &["退货运费谁出"]),
+            entry("c", Locale::ZhCn, "invoice", &["开发票"]),
+            entry("d", Locale::En, "invoice", &["i need an invoice"]),
+        ];
+        let zh: Vec<f32> = [0.0f32, 10.0, 80.0, 45.0]
+            .iter()
+            .flat_map(|d| [d.to_radians().cos(), d.to_radians().sin()])
+            .collect();
+        let snapshot = Snapshot::from_vectors(
+            entries,
+            vec![(Locale::ZhCn, "fake-zh".into(), 2, zh), (Locale::En, "fake-en".into(), 3, vec![1.0, 0.0, 0.0])],
+        )
+        .unwrap();
+        Retriever::new(snapshot, config).unwrap()
+    }
+
+    #[test]
+    fn combines_vector_and_lexical_scores() {
+        let r = retriever(RetrieverConfig::default());
+        let hit = r.retrieve(Locale::ZhCn, Some("return_goods"), "我要退货", &[1.0, 0.0]).unwrap();
+        assert_eq!(hit.entry.id, "a");
+        assert!((hit.vector_score - 1.0).abs() < 1e-6);
+        assert!((hit.lexical_score - 1.0).abs() < 1e-6);
+        assert!((hit.score - 1.0).abs() < 1e-6);
+        assert!(!hit.intent_fallback);
+    }
+
+    #[test]
+    fn intent_filter_and_fallback() {
+        let r = retriever(RetrieverConfig::default());
+        // Query vector points at c (45°) but the intent restricts to return_goods.
+        let ranked = r.rank(Locale::ZhCn, Some("return_goods"), "x", &[0.7071, 0.7071], 5);
+        assert!(ranked.iter().all(|h| h.entry.intent == "return_goods"));
+        let fallback = r.rank(Locale::ZhCn, Some("no_such_intent"), "开发票", &[0.7071, 0.7071], 5);
+        assert_eq!(fallback[0].entry.id, "c");
+        assert!(fallback[0].intent_fallback);
+        assert_eq!(fallback.len(), 3, "all zh entries, no en one");
+    }
+
+    #[test]
+    fn threshold_rejects_weak_matches() {
+        let r = retriever(RetrieverConfig { threshold: 0.99, ..Default::default() });
+        assert!(r.retrieve(Locale::ZhCn, None, "天气怎么样", &[0.0, -1.0]).is_none());
+        let r = retriever(RetrieverConfig::default());
+        assert!(r.retrieve(Locale::ZhCn, None, "天气怎么样", &[0.0, -1.0]).is_none());
+    }
+
+    #[test]
+    fn lexical_only_without_a_vector() {
+        let r = retriever(RetrieverConfig::default());
+        let hit = r.retrieve(Locale::ZhCn, None, "退货运费谁出呢", &[]).unwrap();
+        assert_eq!(hit.entry.id, "b");
+        assert_eq!(hit.vector_score, 0.0);
+        assert_eq!(hit.score, hit.lexical_score);
+    }
+}

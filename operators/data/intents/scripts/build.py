@@ -43,7 +43,8 @@ def oid():
         d = "%02d" % rng.randint(1, 28)
         rest = "".join(rng.choice("0123456789") for _ in range(n - 8))
         return y + m + d + rest
-    return str(rng.randint(1, 9)) + "".join(rng.choice("0123456789") for _ in range(n - 1))
+    # first digit 2-9 so an 11-digit order id never looks like a mainland mobile number
+    return str(rng.randint(2, 9)) + "".join(rng.choice("0123456789") for _ in range(n - 1))
 
 
 def phone():

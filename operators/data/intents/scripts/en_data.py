@@ -67,7 +67,7 @@ it's been a week since my refund was approved
 refund for {oid} - any news?
 refund ETA?
 when does the refund show up in my account
-where's my money back
+haven't seen my money come back yet
 """)
 
 D["track_logistics"] = ("""
@@ -401,7 +401,7 @@ where is the change password option
 I forgot my login password, my phone is {phone}
 """, """
 totally blanked on my password
-need to reset my password
+my password needs resetting
 how do I recover my login
 password not working, I want to set a new one
 what was my PIN again, need to reset it
@@ -672,9 +672,9 @@ customer support agent
 I need to speak with a real human being
 stop the bot, get me someone
 """, """
-agent pls
+need an agent asap
 can I get a human
-real human
+I need a living breathing human
 talk to someone real
 put a rep on please
 hook me up with an actual person
@@ -690,7 +690,7 @@ good morning
 good afternoon
 good evening
 hi there
-hello?
+hello hello
 anyone there?
 hey there
 yo
@@ -713,7 +713,7 @@ hola
 knock knock
 what's up
 hi how are you
-evening
+evening all
 """)
 
 D["thanks"] = ("""
@@ -774,7 +774,7 @@ good night
 later
 I'm all set
 """, """
-bye now
+I'm heading out, bye
 catch you later
 that's all I needed
 no that's it

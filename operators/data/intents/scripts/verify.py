@@ -45,7 +45,8 @@ def load(name):
 
 def norm(t):
     t = unicodedata.normalize("NFKC", t).lower()
-    return "".join(ch for ch in t if unicodedata.category(ch)[0] in "LNS")
+    k = "".join(ch for ch in t if unicodedata.category(ch)[0] in "LNS")
+    return k or "".join(t.split())  # punctuation-only lines compare raw
 
 
 def shape(t):
@@ -66,8 +67,24 @@ def lev_le1(a, b):
     return a[i + 1:] == b[i + 1:] or a[i:] == b[i + 1:] or a[i + 1:] == b[i:]
 
 
+def lev(a, b):
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
 def near(a, b):
-    if lev_le1(a, b):
+    if max(len(a), len(b)) >= 3 and lev_le1(a, b):
+        return True
+    lo, hi = sorted((a, b), key=len)
+    # a short line padded with a few chars ("人工" -> "人工人工", "agent" -> "agent pls")
+    if len(lo) >= 2 and lo in hi and len(hi) - len(lo) <= 4 and len(lo) * 2 >= len(hi):
+        return True
+    if len(hi) >= 6 and abs(len(a) - len(b)) <= 2 and lev(a, b) <= 2:
         return True
     sm = difflib.SequenceMatcher(None, a, b)
     if sm.real_quick_ratio() < 0.8 or sm.quick_ratio() < 0.8:
@@ -97,7 +114,10 @@ for n, rows in data.items():
         else:
             seen[k] = f"{n}:{i} {text!r}"
 
-# near duplicates between train and test / oos (same language)
+# near duplicates between train and test (same language, same label) = leakage;
+# near pairs across labels are deliberate minimal pairs and only listed;
+# any OOS line close to a training line is an error.
+minimal_pairs = []
 for lang in ("zh", "en"):
     tr = [(shape(t), t, l) for t, l, _ in data[f"train.{lang}.jsonl"]]
     for other in (f"test.{lang}.jsonl", f"oos.{lang}.jsonl"):
@@ -105,7 +125,10 @@ for lang in ("zh", "en"):
             s2 = shape(t2)
             for s1, t1, l1 in tr:
                 if near(s1, s2):
-                    errors.append(f"near-dup train/{other}: {t1!r} [{l1}] ~ {t2!r} [{l2}]")
+                    if l1 == l2 or other.startswith("oos"):
+                        errors.append(f"near-dup train/{other}: {t1!r} [{l1}] ~ {t2!r} [{l2}]")
+                    else:
+                        minimal_pairs.append(f"{t1!r} [{l1}] ~ {t2!r} [{l2}]")
 
 # numbers: order ids 8-12 digits, phones 11 digits, never 16-19 digit runs
 for n, rows in data.items():
@@ -166,6 +189,10 @@ if "--table" in sys.argv:
         print(f"| {lab} | " + " | ".join(str(x) if x else "–" for x in c) + " |")
     tot = [len(data[f]) for f in FILES[:4]]
     print("| **total** | " + " | ".join(str(x) for x in tot) + " |")
+print()
+print(f"cross-label minimal pairs train~test (intended hard cases): {len(minimal_pairs)}")
+for p in minimal_pairs:
+    print("  ", p)
 print()
 for w in warnings:
     print("WARN", w)

@@ -1,0 +1,248 @@
+//! The HTTP server: `/ws`, the chat page, `/healthz`, `/metrics`, and the graceful drain.
+
+use crate::config::GatewayConfig;
+use crate::connection;
+use crate::hub::Hub;
+use crate::kafka::{BotSaidReader, Publisher};
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The chat page served at `/`.
+pub const CHAT_PAGE: &str = include_str!("../static/chat.html");
+
+/// State shared by every request and connection.
+pub(crate) struct Shared {
+    pub(crate) config: GatewayConfig,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) publisher: Arc<Publisher>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// `true` once the gateway drains.
+    pub(crate) drain: watch::Sender<bool>,
+    /// Open WebSocket connections.
+    pub(crate) connections: watch::Sender<usize>,
+    pub(crate) next_conn: AtomicU64,
+}
+
+/// A connection slot; released on drop.
+pub(crate) struct ConnGuard {
+    shared: Arc<Shared>,
+}
+
+impl ConnGuard {
+    /// Takes a slot if the cap allows.
+    fn try_acquire(shared: &Arc<Shared>) -> Option<ConnGuard> {
+        let max = shared.config.limits.max_connections;
+        let taken = shared.connections.send_if_modified(|n| {
+            if *n < max {
+                *n += 1;
+                true
+            } else {
+                false
+            }
+        });
+        if taken {
+            shared.metrics.connections.inc();
+            Some(ConnGuard { shared: shared.clone() })
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.connections.send_modify(|n| *n = n.saturating_sub(1));
+        self.shared.metrics.connections.dec();
+    }
+}
+
+/// A gateway bound to its address and connected to Kafka, ready to [`run`](Gateway::run).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), switchboard_gateway::Error> {
+/// use switchboard_gateway::{Gateway, GatewayConfig};
+/// let mut config = GatewayConfig::from_env()?;
+/// config.listen = "127.0.0.1:0".parse().unwrap();
+/// let gateway = Gateway::bind(config).await?;
+/// println!("listening on {}", gateway.local_addr());
+/// gateway.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+/// # }
+/// ```
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    reader: Option<BotSaidReader>,
+}
+
+impl Gateway {
+    /// Creates the idempotent producer, assigns every `bot.said` partition at its high watermark
+    /// and binds the listen address. Fails if the broker cannot be reached, a topic is missing or
+    /// the address is taken.
+    pub async fn bind(config: GatewayConfig) -> Result<Gateway> {
+        let publisher = Publisher::kafka(&config)?;
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(metrics.clone(), config.resume_window, config.limits.max_dialogues));
+        let reader = BotSaidReader::start(&config, hub.clone(), metrics.clone()).await?;
+        let mut gateway = Self::bind_with(config, publisher, hub, metrics).await?;
+        gateway.reader = Some(reader);
+        Ok(gateway)
+    }
+
+    pub(crate) async fn bind_with(
+        config: GatewayConfig,
+        publisher: Publisher,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Gateway> {
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|source| Error::Bind { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.listen, source })?;
+        let shared = Arc::new(Shared {
+            config,
+            hub,
+            publisher: Arc::new(publisher),
+            metrics,
+            drain: watch::channel(false).0,
+            connections: watch::channel(0).0,
+            next_conn: AtomicU64::new(1),
+        });
+        Ok(Gateway { shared, listener, local_addr, reader: None })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then drains: stops accepting connections and says,
+    /// sends `{"type":"reconnect","after_ms":N}` to every client, keeps delivering replies until
+    /// every pending say is answered or timed out (at most [`GatewayConfig::drain_timeout`]),
+    /// closes the connections and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let Gateway { shared, listener, local_addr, reader } = self;
+        tracing::info!(
+            addr = %local_addr,
+            instance = %shared.config.instance_id,
+            user_said = %shared.config.user_said_topic,
+            bot_said = %shared.config.bot_said_topic,
+            "gateway listening"
+        );
+        let gc = tokio::spawn(gc_loop(shared.clone()));
+        let app = router(shared.clone());
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let signal = {
+            let shared = shared.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("draining: no new connections or says; clients told to reconnect");
+                shared.drain.send_replace(true);
+            }
+        };
+        let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+        // The listener is closed; WebSocket connections drain on their own, bounded.
+        let mut open = shared.connections.subscribe();
+        let limit = shared.config.drain_timeout() + Duration::from_secs(2) + Duration::from_secs(2);
+        if tokio::time::timeout(limit, open.wait_for(|n| *n == 0)).await.is_err() {
+            tracing::warn!(open = *open.borrow(), "drain deadline passed with connections still open");
+        }
+        if let Some(reader) = reader {
+            reader.stop().await;
+        }
+        shared.publisher.flush().await;
+        gc.abort();
+        tracing::info!("gateway stopped");
+        served.map_err(Error::Serve)
+    }
+}
+
+/// Serves the gateway on `config.listen` until `shutdown` resolves, then drains (see
+/// [`Gateway::run`]). This is what `switchboard gateway` runs.
+pub async fn serve(config: GatewayConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    Gateway::bind(config).await?.run(shutdown).await
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(chat_page))
+        .route("/ws", get(ws_upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+async fn ws_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    let max = shared.config.limits.max_message_bytes;
+    let guard = ConnGuard::try_acquire(&shared);
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| async move {
+            match guard {
+                Some(guard) => connection::run(socket, shared, guard).await,
+                None => connection::refuse_busy(socket, shared).await,
+            }
+        })
+}
+
+async fn chat_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+                     frame-ancestors 'none'",
+                ),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        CHAT_PAGE,
+    )
+        .into_response()
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let draining = *shared.drain.borrow();
+    let body = serde_json::json!({
+        "status": if draining { "draining" } else { "ok" },
+        "instance": shared.config.instance_id,
+        "connections": *shared.connections.borrow(),
+    });
+    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    ([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], shared.metrics.render()).into_response()
+}
+
+async fn gc_loop(shared: Arc<Shared>) {
+    let period = (shared.config.resume_window / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        shared.hub.gc();
+    }
+}

@@ -1,0 +1,86 @@
+//! The topology's configuration file (`--config FILE`, YAML). Every field has a default, so
+//! the file only names what differs.
+//!
+//! ```yaml
+//! intent_models: { zh-CN: .switchboard/intent/zh, en: .switchboard/intent/en }
+//! knowledge_base: .switchboard/kb
+//! handoff_threshold: 0.5
+//! idle_timeout_secs: 1800
+//! ```
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use switchboard_operators::session::SessionConfig;
+
+/// Topology settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopologyConfig {
+    /// Trained intent model folder per locale (`zh-CN`, `en`).
+    pub intent_models: BTreeMap<String, PathBuf>,
+    /// Knowledge-base snapshot root (written by `switchboard kb load`).
+    pub knowledge_base: PathBuf,
+    /// Below this calibrated confidence the bot hands over.
+    pub handoff_threshold: f32,
+    /// Below this blended score retrieval returns no answer.
+    pub retrieval_threshold: f32,
+    /// A dialogue idle this long (event time) closes.
+    pub idle_timeout_secs: u64,
+    /// Most open dialogues per worker.
+    pub max_dialogues: usize,
+    /// Most records per worker and epoch.
+    pub batch_max: usize,
+    /// Longest wait for an epoch's first record, ms.
+    pub poll_wait_ms: u64,
+    /// Consumer group of the topology.
+    pub group_id: String,
+    /// Where `/metrics` is served (`run`, `submit`); empty to disable.
+    pub metrics_listen: String,
+}
+
+/// The dev state folder (`SWITCHBOARD_STATE`, default `.switchboard`).
+pub fn state_dir() -> PathBuf {
+    std::env::var("SWITCHBOARD_STATE").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(".switchboard"))
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        let state = state_dir();
+        let mut intent_models = BTreeMap::new();
+        intent_models.insert("zh-CN".to_string(), state.join("intent/zh"));
+        intent_models.insert("en".to_string(), state.join("intent/en"));
+        TopologyConfig {
+            intent_models,
+            knowledge_base: state.join("kb"),
+            handoff_threshold: 0.5,
+            retrieval_threshold: 0.45,
+            idle_timeout_secs: 30 * 60,
+            max_dialogues: 1_000_000,
+            batch_max: 512,
+            poll_wait_ms: 20,
+            group_id: "switchboard-topology".into(),
+            metrics_listen: "127.0.0.1:9100".into(),
+        }
+    }
+}
+
+impl TopologyConfig {
+    /// Reads the file, or the defaults when `path` is None.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        serde_yaml::from_str(&text).with_context(|| format!("bad config {}", path.display()))
+    }
+
+    /// The session settings.
+    pub fn session(&self) -> SessionConfig {
+        SessionConfig {
+            handoff_threshold: self.handoff_threshold,
+            idle_timeout_ms: i64::try_from(self.idle_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            max_unresolved: 2,
+            max_dialogues: self.max_dialogues,
+        }
+    }
+}
