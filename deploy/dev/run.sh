@@ -7,5 +7,12 @@ cd "$ROOT"
 say "building switchboard (release)"
 cargo build --release --locked -p switchboard-topology
 bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
+export SWITCHBOARD_MODELS="$ROOT/models" SWITCHBOARD_STATE="$STATE"
+"$ROOT/deploy/dev/prepare.sh" "$bin"
 "$bin" --help
-say "services are up; stop them with deploy/dev/down.sh"
+if ! pid_alive topology; then
+  say "starting the topology (log: $STATE/topology.log, metrics: http://127.0.0.1:9100/metrics)"
+  ( exec setsid "$bin" run --workers "${SWITCHBOARD_WORKERS:-2}" >>"$STATE/topology.log" 2>&1 ) &
+  echo $! >"$STATE/topology.pid"
+fi
+say "services and topology are up; stop everything with deploy/dev/down.sh"

@@ -12,6 +12,10 @@ if [ "$was_running" = 0 ]; then trap '"$ROOT/deploy/dev/down.sh"' EXIT; fi
 export SWITCHBOARD_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export SWITCHBOARD_CLICKHOUSE_URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
 export SWITCHBOARD_MODELS="$ROOT/models"
+export SWITCHBOARD_STATE="$STATE"
 cd "$ROOT"
+say "building"
+cargo build --workspace --bins --locked
+"$ROOT/deploy/dev/prepare.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard"
 say "running the test suite"
 cargo test --workspace --locked "$@"

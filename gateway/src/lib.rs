@@ -38,6 +38,8 @@ pub mod metrics;
 pub mod protocol;
 pub mod rate;
 mod server;
+#[cfg(test)]
+mod tests;
 
 pub use config::{ConfigError, GatewayConfig, Limits, Secret};
 pub use error::{Error, Result};

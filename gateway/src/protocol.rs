@@ -3,7 +3,7 @@
 //! Parsing never panics and never echoes the user's text into logs: every refusal is a
 //! [`FrameError`] with an [`ErrorCode`] and a short message naming the problem.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use switchboard_schemas::Locale;
 
 /// Longest `user_id`, `dialogue_id` and `client_msg_id`, in characters.

@@ -7,5 +7,7 @@ pub mod intent;
 pub mod pii;
 pub mod render;
 pub mod retrieval;
+pub mod session;
+pub mod understand;
 
 pub use error::{Error, Result};

@@ -264,7 +264,7 @@ static DATE_MD_SLASH: LazyLock<Regex> = LazyLock::new(|| regex(r"([0-9]{1,2})/([
 /// `Nov 24`, `November 24th`.
 static DATE_MONTH_NAME: LazyLock<Regex> = LazyLock::new(|| {
     regex(
-        r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+([0-9]{1,2})(?:st|nd|rd|th)?\b",
+        r"(?i)\b(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?\s+([0-9]{1,2})(?:st|nd|rd|th)?\b",
     )
 });
 

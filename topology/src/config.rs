@@ -36,6 +36,12 @@ pub struct TopologyConfig {
     pub poll_wait_ms: u64,
     /// Consumer group of the topology.
     pub group_id: String,
+    /// Input topic.
+    pub input_topic: String,
+    /// Topic for answers and handoffs.
+    pub replies_topic: String,
+    /// Topic for dead letters.
+    pub dead_letter_topic: String,
     /// Where `/metrics` is served (`run`, `submit`); empty to disable.
     pub metrics_listen: String,
 }
@@ -61,6 +67,9 @@ impl Default for TopologyConfig {
             batch_max: 512,
             poll_wait_ms: 20,
             group_id: "switchboard-topology".into(),
+            input_topic: switchboard_schemas::topics::USER_SAID.into(),
+            replies_topic: switchboard_schemas::topics::BOT_SAID.into(),
+            dead_letter_topic: switchboard_schemas::topics::DEAD_LETTER.into(),
             metrics_listen: "127.0.0.1:9100".into(),
         }
     }

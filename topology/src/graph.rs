@@ -16,7 +16,7 @@ use switchboard_sources::SourceRecord;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::Probe;
-use timely::dataflow::{ProbeHandle, Scope, Stream};
+use timely::dataflow::{ProbeHandle, Stream};
 
 /// Dataflow time: milliseconds (wall clock in `run`, record time in `test`).
 pub type Time = u64;
@@ -90,7 +90,8 @@ fn understand_stage<'s>(
                 BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
-                    let entry = stash.entry(*cap.time()).or_insert_with(|| (cap.retain(0), Vec::new()));
+                    let Some(cap) = cap.retain_least(0) else { return };
+                    let entry = stash.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
                     for batch in data {
                         entry.1.append(batch);
                     }
@@ -183,7 +184,8 @@ fn session_stage<'s>(
             let mut clock_cap = Some(cap);
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
-                    let entry = stash.entry(*cap.time()).or_default();
+                    let Some(time) = cap.least().copied() else { return };
+                    let entry = stash.entry(time).or_default();
                     for batch in data {
                         entry.append(batch);
                     }
@@ -240,9 +242,10 @@ fn sink_stage<'s>(events: Stream<'s, Time, Vec<Event>>, mut sink: Box<dyn EventS
     events
         .unary_frontier(Pipeline, "Sink", move |_cap, _info| {
             let mut stash: BTreeMap<Time, (timely::dataflow::operators::Capability<Time>, Vec<Event>)> = BTreeMap::new();
-            move |(input, frontier), _output| {
+            move |(input, frontier), _output: &mut timely::dataflow::operators::generic::OutputBuilderSession<'_, Time, timely::container::CapacityContainerBuilder<Vec<()>>>| {
                 input.for_each_stamp(|cap, data| {
-                    let entry = stash.entry(*cap.time()).or_insert_with(|| (cap.retain(0), Vec::new()));
+                    let Some(cap) = cap.retain_least(0) else { return };
+                    let entry = stash.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
                     for batch in data {
                         entry.1.append(batch);
                     }

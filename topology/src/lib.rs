@@ -4,6 +4,8 @@
 //! - [`run`]: running it on Kafka (`run`, `submit`, `replay`).
 //! - [`deterministic`]: running it on a recording with virtual time (`test`).
 
+pub mod cli_time;
+pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod deterministic;
@@ -13,3 +15,15 @@ pub mod live_sink;
 pub mod metrics;
 pub mod run;
 pub mod stage;
+
+/// Marks an error as bad usage or bad input: the binary exits with status 2 for it.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}

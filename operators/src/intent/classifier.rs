@@ -528,15 +528,41 @@ pub fn train_with_encoder(
     options: &TrainOptions,
     progress: bool,
 ) -> Result<(IntentModel, TrainReport)> {
-    let (labels, targets) = index_labels(examples)?;
+    index_labels(examples)?;
     let texts: Vec<String> = examples.iter().map(|e| normalize_text(&e.text)).collect();
     let started = Instant::now();
     let embeddings = embed_all(&encoder, &texts, options.embed_batch_size, progress)?;
     let embed_seconds = started.elapsed().as_secs_f64();
+    let (model, mut report) = train_on_embeddings(examples, &embeddings, encoder, encoder_ref, options, progress)?;
+    report.embed_seconds = embed_seconds;
+    let mut meta = model.meta.clone();
+    meta.metrics = serde_json::to_value(&report).unwrap_or_default();
+    Ok((IntentModel { meta, ..model }, report))
+}
 
+/// [`train_with_encoder`] on embeddings already made by `encoder` from the examples'
+/// [normalised](normalize_text) texts (`embeddings[i]` for `examples[i]`): for sweeping
+/// hyper-parameters without re-embedding. `embed_seconds` in the report is 0.
+pub fn train_on_embeddings(
+    examples: &[Example],
+    embeddings: &[Vec<f32>],
+    encoder: Arc<Encoder>,
+    encoder_ref: &str,
+    options: &TrainOptions,
+    progress: bool,
+) -> Result<(IntentModel, TrainReport)> {
+    let (labels, targets) = index_labels(examples)?;
+    if embeddings.len() != examples.len() {
+        return Err(Error::Training(format!(
+            "{} embeddings for {} examples",
+            embeddings.len(),
+            examples.len()
+        )));
+    }
+    let embed_seconds = 0.0;
     let started = Instant::now();
     let subset: Vec<usize> = (0..examples.len()).collect();
-    let fitted = head::fit(&embeddings, &targets, &subset, encoder.dim(), labels.len(), &options.fit_options(), progress)?;
+    let fitted = head::fit(embeddings, &targets, &subset, encoder.dim(), labels.len(), &options.fit_options(), progress)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let Fitted {
         head,

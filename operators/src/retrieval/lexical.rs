@@ -12,7 +12,7 @@
 //! the locale gets the largest idf and only lowers the query's norm. An entry's score is the
 //! best cosine over its questions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use switchboard_schemas::Locale;
 
@@ -103,8 +103,10 @@ pub struct LexicalIndex {
     entries: Vec<(Locale, Vec<Sparse>)>,
 }
 
-fn term_counts(features: Vec<String>) -> HashMap<String, u32> {
-    let mut counts = HashMap::new();
+/// Feature counts, in feature order: iteration order (and so feature ids and float sums) must
+/// not depend on hashing, or two indexes over the same entries could differ in the last bit.
+fn term_counts(features: Vec<String>) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
     for f in features {
         *counts.entry(f).or_insert(0) += 1;
     }
@@ -120,16 +122,16 @@ impl LexicalIndex {
     pub fn new(entries: &[KbEntry]) -> LexicalIndex {
         let mut vocab: HashMap<String, u32> = HashMap::new();
         let mut df: HashMap<Locale, (usize, HashMap<u32, usize>)> = HashMap::new();
-        let mut counted: Vec<(Locale, Vec<HashMap<u32, u32>>)> = Vec::with_capacity(entries.len());
+        let mut counted: Vec<(Locale, Vec<Vec<(u32, u32)>>)> = Vec::with_capacity(entries.len());
         for entry in entries {
             let (docs, locale_df) = df.entry(entry.locale).or_default();
             let mut questions = Vec::with_capacity(entry.questions.len());
             for q in &entry.questions {
-                let mut ids: HashMap<u32, u32> = HashMap::new();
+                let mut ids: Vec<(u32, u32)> = Vec::new();
                 for (f, n) in term_counts(features(q)) {
                     let next = vocab.len() as u32;
                     let id = *vocab.entry(f).or_insert(next);
-                    ids.insert(id, n);
+                    ids.push((id, n));
                     *locale_df.entry(id).or_insert(0) += 1;
                 }
                 *docs += 1;

@@ -231,6 +231,7 @@ impl Retriever {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f32::consts::FRAC_1_SQRT_2;
 
     fn entry(id: &str, locale: Locale, intent: &str, questions: &[&str]) -> KbEntry {
         KbEntry {
@@ -278,9 +279,9 @@ mod tests {
     fn intent_filter_and_fallback() {
         let r = retriever(RetrieverConfig::default());
         // Query vector points at c (45°) but the intent restricts to return_goods.
-        let ranked = r.rank(Locale::ZhCn, Some("return_goods"), "x", &[0.7071, 0.7071], 5);
+        let ranked = r.rank(Locale::ZhCn, Some("return_goods"), "x", &[FRAC_1_SQRT_2, FRAC_1_SQRT_2], 5);
         assert!(ranked.iter().all(|h| h.entry.intent == "return_goods"));
-        let fallback = r.rank(Locale::ZhCn, Some("no_such_intent"), "开发票", &[0.7071, 0.7071], 5);
+        let fallback = r.rank(Locale::ZhCn, Some("no_such_intent"), "开发票", &[FRAC_1_SQRT_2, FRAC_1_SQRT_2], 5);
         assert_eq!(fallback[0].entry.id, "c");
         assert!(fallback[0].intent_fallback);
         assert_eq!(fallback.len(), 3, "all zh entries, no en one");

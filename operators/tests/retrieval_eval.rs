@@ -1,0 +1,119 @@
+//! Retrieval quality on the demo knowledge base with the real encoders: hit@1 and hit@3 of the
+//! expected entry, with the intent filter set to the evaluation line's intent.
+//!
+//! Needs `operators/data/kb/` and the models from `deploy/models/fetch.sh` (or
+//! `SWITCHBOARD_MODELS`). A missing file fails the test; it never skips.
+
+use std::path::{Path, PathBuf};
+
+use switchboard_operators::intent::{resolve_model_dir, Encoder};
+use switchboard_operators::retrieval::{kb, Retriever, RetrieverConfig, Snapshot};
+use switchboard_schemas::Locale;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/kb").join(name)
+}
+
+struct EvalLine {
+    question: String,
+    intent: String,
+    expected_id: String,
+}
+
+fn eval_lines(path: &Path, locale: Locale) -> Vec<EvalLine> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the demo evaluation set must exist)", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
+            let field = |name: &str| {
+                v[name]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{}:{}: no `{name}`", path.display(), i + 1))
+                    .to_owned()
+            };
+            assert_eq!(field("locale"), locale.as_str(), "{}:{}", path.display(), i + 1);
+            EvalLine { question: field("question"), intent: field("intent"), expected_id: field("expected_id") }
+        })
+        .collect()
+}
+
+struct Figures {
+    n: usize,
+    hit1: f64,
+    hit3: f64,
+    vector_hit1: f64,
+    accepted: f64,
+}
+
+fn evaluate(locale: Locale, model: &str, kb_file: &str, eval_file: &str) -> Figures {
+    let kb_path = data(kb_file);
+    assert!(kb_path.is_file(), "{} must exist", kb_path.display());
+    let entries = kb::parse_kb_file(&kb_path).unwrap_or_else(|e| panic!("{e}"));
+    let encoder = Encoder::load(&resolve_model_dir(model))
+        .unwrap_or_else(|e| panic!("{e} (run deploy/models/fetch.sh, or set SWITCHBOARD_MODELS)"));
+    let snapshot = Snapshot::build(entries, |l| (l == locale).then_some(&encoder))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let retriever = Retriever::new(snapshot.clone(), RetrieverConfig::default()).expect("index");
+    let vector_only =
+        Retriever::new(snapshot, RetrieverConfig { vector_weight: 1.0, ..Default::default() })
+            .expect("index");
+
+    let lines = eval_lines(&data(eval_file), locale);
+    assert!(!lines.is_empty(), "{eval_file} is empty");
+    let questions: Vec<&str> = lines.iter().map(|l| l.question.as_str()).collect();
+    let vectors = encoder.embed(&questions).expect("embed evaluation questions");
+    let (mut hit1, mut hit3, mut vhit1, mut accepted) = (0, 0, 0, 0);
+    for (line, vector) in lines.iter().zip(&vectors) {
+        let ranked = retriever.rank(locale, Some(&line.intent), &line.question, vector, 3);
+        let ids: Vec<&str> = ranked.iter().map(|r| r.entry.id.as_str()).collect();
+        if ids.first() == Some(&line.expected_id.as_str()) {
+            hit1 += 1;
+        } else {
+            println!(
+                "  miss@1 `{}`: expected {}, got {:?} (scores {:?})",
+                line.question,
+                line.expected_id,
+                ids,
+                ranked.iter().map(|r| (r.vector_score, r.lexical_score)).collect::<Vec<_>>()
+            );
+        }
+        if ids.contains(&line.expected_id.as_str()) {
+            hit3 += 1;
+        }
+        let v = vector_only.rank(locale, Some(&line.intent), &line.question, vector, 1);
+        if v.first().is_some_and(|r| r.entry.id == line.expected_id) {
+            vhit1 += 1;
+        }
+        if retriever.retrieve(locale, Some(&line.intent), &line.question, vector).is_some() {
+            accepted += 1;
+        }
+    }
+    let n = lines.len();
+    let rate = |k: usize| k as f64 / n as f64;
+    Figures { n, hit1: rate(hit1), hit3: rate(hit3), vector_hit1: rate(vhit1), accepted: rate(accepted) }
+}
+
+fn report(label: &str, f: &Figures) {
+    println!(
+        "{label}: n={} hit@1={:.3} hit@3={:.3} (vector only hit@1={:.3}), above threshold {:.3}",
+        f.n, f.hit1, f.hit3, f.vector_hit1, f.accepted
+    );
+}
+
+#[test]
+fn m3e_small_on_the_chinese_demo_kb_has_hit_at_3_of_at_least_0_8() {
+    let f = evaluate(Locale::ZhCn, "m3e-small", "kb.zh.jsonl", "eval.zh.jsonl");
+    report("zh-CN m3e-small", &f);
+    assert!(f.hit3 >= 0.8, "hit@3 {:.3} < 0.8", f.hit3);
+}
+
+#[test]
+fn minilm_on_the_english_demo_kb_has_hit_at_3_of_at_least_0_8() {
+    let f = evaluate(Locale::En, "all-minilm-l6-v2", "kb.en.jsonl", "eval.en.jsonl");
+    report("en all-minilm-l6-v2", &f);
+    assert!(f.hit3 >= 0.8, "hit@3 {:.3} < 0.8", f.hit3);
+}
