@@ -162,10 +162,7 @@ impl GatewayConfig {
     }
 
     /// Like [`GatewayConfig::from_env`] with a custom variable lookup (for tests and embedding).
-    pub fn from_lookup(
-        kafka: KafkaSettings,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_lookup(kafka: KafkaSettings, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut config = GatewayConfig::new(kafka);
         if let Some(v) = get("SWITCHBOARD_GATEWAY_LISTEN") {
@@ -231,8 +228,7 @@ impl GatewayConfig {
                 Duration::from_millis(positive("SWITCHBOARD_GATEWAY_PRODUCE_TIMEOUT_MS", &v)? as u64);
         }
         if let Some(v) = get("SWITCHBOARD_GATEWAY_RESUME_WINDOW_SECS") {
-            config.resume_window =
-                Duration::from_secs(positive("SWITCHBOARD_GATEWAY_RESUME_WINDOW_SECS", &v)? as u64);
+            config.resume_window = Duration::from_secs(positive("SWITCHBOARD_GATEWAY_RESUME_WINDOW_SECS", &v)? as u64);
         }
         if let Some(v) = get("SWITCHBOARD_GATEWAY_RECONNECT_AFTER_MS") {
             config.reconnect_after_ms = parse("SWITCHBOARD_GATEWAY_RECONNECT_AFTER_MS", &v)?;
@@ -272,10 +268,7 @@ fn parse<T: std::str::FromStr>(variable: &'static str, value: &str) -> Result<T,
 where
     T::Err: std::fmt::Display,
 {
-    value
-        .trim()
-        .parse()
-        .map_err(|e: T::Err| ConfigError::Invalid { variable, reason: format!("{value:?}: {e}") })
+    value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { variable, reason: format!("{value:?}: {e}") })
 }
 
 fn positive(variable: &'static str, value: &str) -> Result<usize, ConfigError> {

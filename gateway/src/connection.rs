@@ -229,14 +229,18 @@ impl Conn {
         let limits = &self.shared.config.limits;
         let (max, close_at, max_chars) = (limits.max_frame_bytes, limits.close_frame_bytes, limits.max_text_chars);
         if text.len() > close_at {
-            let flow = self.reject(ErrorCode::TooLarge, &format!("frame of {} bytes is over the limit of {max}", text.len())).await;
+            let flow = self
+                .reject(ErrorCode::TooLarge, &format!("frame of {} bytes is over the limit of {max}", text.len()))
+                .await;
             return match flow {
                 Flow::Continue => Flow::Close(close_code::TOO_BIG, "frame too large"),
                 other => other,
             };
         }
         if text.len() > max {
-            return self.reject(ErrorCode::TooLarge, &format!("frame of {} bytes is over the limit of {max}", text.len())).await;
+            return self
+                .reject(ErrorCode::TooLarge, &format!("frame of {} bytes is over the limit of {max}", text.len()))
+                .await;
         }
         match parse_client_frame(text, max_chars) {
             Err(e) => self.reject(e.code, &e.message).await,
@@ -288,13 +292,21 @@ impl Conn {
             }
             Err(AttachError::WrongUser) => {
                 tracing::info!(conn = self.id, "hello refused: dialogue of another user");
-                self.reject_and_close(ErrorCode::Unauthorized, "the dialogue belongs to another user", close_code::POLICY)
-                    .await
+                self.reject_and_close(
+                    ErrorCode::Unauthorized,
+                    "the dialogue belongs to another user",
+                    close_code::POLICY,
+                )
+                .await
             }
             Err(AttachError::Busy) => {
                 tracing::warn!(conn = self.id, "hello refused: dialogue cap reached");
-                self.reject_and_close(ErrorCode::ServerBusy, "too many dialogues; retry later", close_code::TRY_AGAIN_LATER)
-                    .await
+                self.reject_and_close(
+                    ErrorCode::ServerBusy,
+                    "too many dialogues; retry later",
+                    close_code::TRY_AGAIN_LATER,
+                )
+                .await
             }
         }
     }
@@ -374,10 +386,7 @@ impl Conn {
         if tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(frame)))).await.is_err() {
             return;
         }
-        let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            while let Some(Ok(_)) = self.socket.recv().await {}
-        })
-        .await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = self.socket.recv().await {} }).await;
     }
 }
 

@@ -78,8 +78,7 @@ impl Dialogue {
     /// Makes room for one more message entry without ever forgetting a pending say.
     fn make_room(&mut self) {
         while self.msgs.len() >= MSGS_PER_DIALOGUE {
-            let oldest_resolved =
-                self.msgs.iter().rev().find(|(_, m)| !m.is_pending()).map(|(k, _)| k.clone());
+            let oldest_resolved = self.msgs.iter().rev().find(|(_, m)| !m.is_pending()).map(|(k, _)| k.clone());
             match oldest_resolved {
                 Some(k) => {
                     self.msgs.pop(&k);
@@ -229,7 +228,7 @@ impl Hub {
         let window = self.resume_window;
         let mut state = self.lock();
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return SayDecision::NotHeld };
-        if !d.conn.as_ref().is_some_and(|a| a.id == conn) {
+        if d.conn.as_ref().is_none_or(|a| a.id != conn) {
             return SayDecision::NotHeld;
         }
         d.last_active = now;
@@ -316,8 +315,7 @@ impl Hub {
     pub(crate) fn expire_all(&self, dialogue_id: &str) {
         let mut state = self.lock();
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return };
-        let pending: Vec<String> =
-            d.msgs.iter().filter(|(_, m)| m.is_pending()).map(|(k, _)| k.clone()).collect();
+        let pending: Vec<String> = d.msgs.iter().filter(|(_, m)| m.is_pending()).map(|(k, _)| k.clone()).collect();
         for msg_id in pending {
             tracing::info!(dialogue_id, client_msg_id = %msg_id, "drain deadline; handing off");
             self.metrics.answer_timeouts.inc();
@@ -625,7 +623,10 @@ mod tests {
         h.attach(Some(&d), "u", Locale::En, 2, tx2).unwrap();
         assert!(matches!(rx1.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
         h.detach(&d, 1);
-        assert!(matches!(said(h.begin_say(&d, 2, "m", "x")).body, EventBody::UserSaid(UserSaid { locale: Locale::En, .. })));
+        assert!(matches!(
+            said(h.begin_say(&d, 2, "m", "x")).body,
+            EventBody::UserSaid(UserSaid { locale: Locale::En, .. })
+        ));
     }
 
     #[test]
@@ -650,8 +651,12 @@ mod tests {
         h.expire_all(&d);
         assert_eq!(h.pending(&d), 0);
         let frames = drain(&mut rx);
-        assert!(matches!(&frames[0], ServerFrame::Handoff { reason, in_reply_to, .. } if reason == "user_asked" && in_reply_to == "m1"));
-        assert!(matches!(&frames[1], ServerFrame::Handoff { reason, in_reply_to, .. } if reason == "timeout" && in_reply_to == "m2"));
+        assert!(
+            matches!(&frames[0], ServerFrame::Handoff { reason, in_reply_to, .. } if reason == "user_asked" && in_reply_to == "m1")
+        );
+        assert!(
+            matches!(&frames[1], ServerFrame::Handoff { reason, in_reply_to, .. } if reason == "timeout" && in_reply_to == "m2")
+        );
         assert_eq!(frames.len(), 2);
     }
 

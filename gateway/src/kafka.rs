@@ -132,9 +132,7 @@ impl BotSaidReader {
         if tpl.count() == 0 {
             return Err(Error::MissingTopic { topic });
         }
-        consumer
-            .assign(&tpl)
-            .map_err(|source| Error::Kafka { what: format!("assigning {topic}"), source })?;
+        consumer.assign(&tpl).map_err(|source| Error::Kafka { what: format!("assigning {topic}"), source })?;
         tracing::info!(topic = %topic, partitions = tpl.count(), "reading bot.said from the high watermarks");
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(read_loop(consumer, topic, tpl.count(), hub, metrics, stop_rx));

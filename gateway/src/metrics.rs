@@ -44,11 +44,7 @@ impl Metrics {
         let connections = Gauge::default();
         registry.register("connections", "Open WebSocket connections", connections.clone());
         let connections_refused = Counter::default();
-        registry.register(
-            "connections_refused",
-            "Connections refused with server_busy",
-            connections_refused.clone(),
-        );
+        registry.register("connections_refused", "Connections refused with server_busy", connections_refused.clone());
         let dialogues = Gauge::default();
         registry.register("dialogues", "Dialogues held (connected or waiting for a resume)", dialogues.clone());
         let says_accepted = Counter::default();

@@ -173,9 +173,8 @@ impl FrameError {
 
 /// Parses a text frame. `max_text_chars` bounds the `say` text.
 pub fn parse_client_frame(text: &str, max_text_chars: usize) -> Result<ClientFrame, FrameError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        FrameError::bad(format!("invalid JSON at line {} column {}", e.line(), e.column()))
-    })?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FrameError::bad(format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
     let object = value.as_object().ok_or_else(|| FrameError::bad("a frame must be a JSON object"))?;
     let kind = match object.get("type") {
         None => return Err(FrameError::bad("missing field `type`")),
@@ -192,7 +191,9 @@ pub fn parse_client_frame(text: &str, max_text_chars: usize) -> Result<ClientFra
             check_id("user_id", &user_id)?;
             let locale = match optional_string(object, "locale")? {
                 None => Locale::ZhCn,
-                Some(l) => parse_locale(&l).ok_or_else(|| FrameError::bad("field `locale` must be \"zh-CN\" or \"en\""))?,
+                Some(l) => {
+                    parse_locale(&l).ok_or_else(|| FrameError::bad("field `locale` must be \"zh-CN\" or \"en\""))?
+                }
             };
             let token = optional_string(object, "token")?;
             Ok(ClientFrame::Hello(Hello { dialogue_id, user_id, locale, token }))
@@ -268,8 +269,8 @@ mod tests {
         let hello =
             parse_client_frame(r#"{"type":"hello","user_id":"u1","dialogue_id":"d1","token":"ab"}"#, 2000).unwrap();
         assert!(matches!(hello, ClientFrame::Hello(Hello { dialogue_id: Some(_), locale: Locale::ZhCn, .. })));
-        let say = parse_client_frame(r#"{"type":"say","client_msg_id":"m1","text":"我要退货","extra":1}"#, 2000)
-            .unwrap();
+        let say =
+            parse_client_frame(r#"{"type":"say","client_msg_id":"m1","text":"我要退货","extra":1}"#, 2000).unwrap();
         assert_eq!(say, ClientFrame::Say(Say { client_msg_id: "m1".into(), text: "我要退货".into() }));
     }
 

@@ -211,8 +211,10 @@ async fn bad_frames_get_errors_and_the_connection_survives() {
     c.expect_error("bad_frame").await;
     c.say("m-long", &"好".repeat(2001)).await;
     c.expect_error("too_large").await;
-    c.send_raw(Message::Text(format!(r#"{{"type":"say","client_msg_id":"m","text":"{}"}}"#, "a".repeat(20_000)).into()))
-        .await;
+    c.send_raw(Message::Text(
+        format!(r#"{{"type":"say","client_msg_id":"m","text":"{}"}}"#, "a".repeat(20_000)).into(),
+    ))
+    .await;
     c.expect_error("too_large").await;
     c.send(json!({"type":"hello","user_id":"u"})).await;
     c.expect_error("bad_frame").await;
@@ -438,4 +440,19 @@ async fn hello_tokens_are_checked_when_a_secret_is_set() {
     let mut c = Client::connect(gw.addr).await;
     c.send(json!({"type":"hello","user_id":"u-1","token":auth::token_for(b"test-secret", "u-1")})).await;
     assert_eq!(c.recv().await["type"], "welcome");
+}
+
+#[tokio::test]
+async fn frames_beyond_the_websocket_limit_close_the_connection() {
+    let gw = start(config()).await;
+    let mut c = Client::connect(gw.addr).await;
+    let _ = c.hello("u", None).await;
+    // Over the 2 MiB transport limit the WebSocket layer refuses the message (without reading
+    // it); the gateway still says why before closing.
+    let _ = c.ws.send(Message::Text("x".repeat(3 << 20).into())).await;
+    c.expect_error("too_large").await;
+    c.drain_until_close().await;
+    // The gateway is fine.
+    let mut c = Client::connect(gw.addr).await;
+    let _ = c.hello("u2", None).await;
 }

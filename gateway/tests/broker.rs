@@ -316,7 +316,10 @@ async fn duplicate_answer_event_and_second_answer_are_delivered_once() {
     rig.publish(&answer_to(&s2, "答二")).await;
     let f1 = c.recv().await;
     let f2 = c.recv().await;
-    assert_eq!((f1["in_reply_to"].as_str(), f1["event_id"].as_str()), (Some("m-1"), Some(a1.event_id.to_string().as_str())));
+    assert_eq!(
+        (f1["in_reply_to"].as_str(), f1["event_id"].as_str()),
+        (Some("m-1"), Some(a1.event_id.to_string().as_str()))
+    );
     assert_eq!((f2["in_reply_to"].as_str(), f2["text"].as_str()), (Some("m-2"), Some("答二")), "{f2}");
     rig.wait_metric(r#"switchboard_gateway_bot_said_records_total{outcome="duplicate_event"} 1"#).await;
     rig.wait_metric(r#"switchboard_gateway_bot_said_records_total{outcome="already_answered"} 1"#).await;
@@ -417,7 +420,11 @@ async fn resume_gets_the_answer_produced_while_disconnected() {
     let mut c = Client::connect(rig.addr).await;
     assert_eq!(c.hello("u-6", Some(&d)).await, d);
     let f = c.recv().await;
-    assert_eq!((f["type"].as_str(), f["in_reply_to"].as_str(), f["text"].as_str()), (Some("answer"), Some("m-1"), Some("在的")), "{f}");
+    assert_eq!(
+        (f["type"].as_str(), f["in_reply_to"].as_str(), f["text"].as_str()),
+        (Some("answer"), Some("m-1"), Some("在的")),
+        "{f}"
+    );
     // The client re-sends the say it had not seen answered: nothing new is produced.
     c.say("m-1", "在吗").await;
     c.say("m-2", "下一个").await;

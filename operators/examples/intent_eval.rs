@@ -9,14 +9,19 @@
 use std::path::Path;
 use std::sync::Arc;
 use switchboard_operators::intent::classifier::{
-    cross_validate, evaluate, load_examples, pick_threshold, threshold_curve, train_with_encoder, TrainOptions,
+    cross_validate, evaluate, load_examples, pick_threshold, threshold_curve, train_with_encoder,
+    TrainOptions,
 };
 use switchboard_operators::intent::{resolve_model_dir, Encoder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let lang = args.first().map(String::as_str).unwrap_or("zh");
-    let encoder_name = args.get(1).map(String::as_str).unwrap_or(if lang == "zh" { "m3e-small" } else { "all-minilm-l6-v2" });
+    let encoder_name = args.get(1).map(String::as_str).unwrap_or(if lang == "zh" {
+        "m3e-small"
+    } else {
+        "all-minilm-l6-v2"
+    });
     let mut options = TrainOptions::default();
     let (mut cv, mut save) = (0usize, None::<String>);
     let mut i = 2;
@@ -43,10 +48,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let oos_set = load_examples(data.join(format!("oos.{lang}.jsonl")))?;
     let started = std::time::Instant::now();
     let encoder = Arc::new(Encoder::load(&resolve_model_dir(encoder_name))?);
-    println!("encoder {encoder_name} (dim {}) loaded in {:.1}s", encoder.dim(), started.elapsed().as_secs_f64());
+    println!(
+        "encoder {encoder_name} (dim {}) loaded in {:.1}s",
+        encoder.dim(),
+        started.elapsed().as_secs_f64()
+    );
     println!("options {}", serde_json::to_string(&options)?);
 
-    let (model, report) = train_with_encoder(&train_set, encoder.clone(), encoder_name, &options, true)?;
+    let (model, report) =
+        train_with_encoder(&train_set, encoder.clone(), encoder_name, &options, true)?;
     println!("train {}", serde_json::to_string(&report)?);
     println!("version {}", model.version());
 
@@ -59,10 +69,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eval.macro_f1,
         started.elapsed().as_secs_f64()
     );
-    let mut worst: Vec<_> = eval.per_label.iter().filter(|(_, s)| s.support > 0).collect();
+    let mut worst: Vec<_> = eval
+        .per_label
+        .iter()
+        .filter(|(_, s)| s.support > 0)
+        .collect();
     worst.sort_by(|a, b| a.1.f1.total_cmp(&b.1.f1));
     for (label, s) in worst.iter().take(5) {
-        println!("  weakest {label}: p={:.2} r={:.2} f1={:.2}", s.precision, s.recall, s.f1);
+        println!(
+            "  weakest {label}: p={:.2} r={:.2} f1={:.2}",
+            s.precision, s.recall, s.f1
+        );
     }
 
     let test_texts: Vec<&str> = test_set.iter().map(|e| e.text.as_str()).collect();
@@ -75,8 +92,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let below = |p: &[switchboard_operators::intent::Prediction], t: f32| {
         p.iter().filter(|p| p.confidence < t).count() as f64 / p.len().max(1) as f64
     };
-    let correct: Vec<_> = test_pred.iter().zip(&test_set).filter(|(p, e)| p.label == e.label).map(|(p, _)| p.clone()).collect();
-    let wrong: Vec<_> = test_pred.iter().zip(&test_set).filter(|(p, e)| p.label != e.label).map(|(p, _)| p.clone()).collect();
+    let correct: Vec<_> = test_pred
+        .iter()
+        .zip(&test_set)
+        .filter(|(p, e)| p.label == e.label)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let wrong: Vec<_> = test_pred
+        .iter()
+        .zip(&test_set)
+        .filter(|(p, e)| p.label != e.label)
+        .map(|(p, _)| p.clone())
+        .collect();
     println!(
         "confidence: T={:.3} | test mean {:.3} (correct {:.3}, wrong {:.3}), below 0.5: {:.3} | oos mean {:.3}, below 0.5: {:.3}",
         model.temperature(),
@@ -91,10 +118,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Hand-off trade-off on test ∪ oos (an answered oos utterance counts as wrong).
     let mut all_pred = test_pred.clone();
     all_pred.extend(oos_pred.iter().cloned());
-    let gold: Vec<&str> = test_set.iter().chain(&oos_set).map(|e| e.label.as_str()).collect();
+    let gold: Vec<&str> = test_set
+        .iter()
+        .chain(&oos_set)
+        .map(|e| e.label.as_str())
+        .collect();
     let thresholds: Vec<f32> = (1..=19).map(|i| i as f32 * 0.05).collect();
     let curve = threshold_curve(&all_pred, &gold, &thresholds);
-    for p in curve.iter().filter(|p| ((p.threshold * 20.0).round() as i32) % 2 == 0) {
+    for p in curve
+        .iter()
+        .filter(|p| ((p.threshold * 20.0).round() as i32) % 2 == 0)
+    {
         println!(
             "  t={:.2}: coverage {:.3} accuracy {:.3} (answered {}/{}) oos answered {}",
             p.threshold,
@@ -102,12 +136,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p.accuracy,
             p.answered,
             p.n,
-            oos_pred.iter().filter(|o| o.confidence >= p.threshold).count()
+            oos_pred
+                .iter()
+                .filter(|o| o.confidence >= p.threshold)
+                .count()
         );
     }
     for target in [0.95, 0.98] {
         if let Some(p) = pick_threshold(&curve, target) {
-            println!("  lowest threshold with accuracy ≥ {target}: {:.2} (coverage {:.3})", p.threshold, p.coverage);
+            println!(
+                "  lowest threshold with accuracy ≥ {target}: {:.2} (coverage {:.3})",
+                p.threshold, p.coverage
+            );
         }
     }
 

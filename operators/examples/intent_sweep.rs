@@ -10,7 +10,8 @@
 use std::path::Path;
 use std::sync::Arc;
 use switchboard_operators::intent::classifier::{
-    load_examples, normalize_text, train_on_embeddings, EvalReport, Example, Prediction, TrainOptions,
+    load_examples, normalize_text, train_on_embeddings, EvalReport, Example, Prediction,
+    TrainOptions,
 };
 use switchboard_operators::intent::{resolve_model_dir, Encoder};
 
@@ -31,7 +32,13 @@ fn auroc(inside: &[f32], outside: &[f32]) -> f64 {
     let mut wins = 0.0;
     for a in inside {
         for b in outside {
-            wins += if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 };
+            wins += if a > b {
+                1.0
+            } else if a == b {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     wins / (inside.len() * outside.len()).max(1) as f64
@@ -49,7 +56,9 @@ fn ece(predictions: &[Prediction], gold: &[&str]) -> f64 {
     let n = predictions.len().max(1) as f64;
     bins.iter()
         .filter(|b| b.0 > 0)
-        .map(|&(count, conf, correct)| (conf / count as f64 - correct as f64 / count as f64).abs() * count as f64 / n)
+        .map(|&(count, conf, correct)| {
+            (conf / count as f64 - correct as f64 / count as f64).abs() * count as f64 / n
+        })
         .sum()
 }
 
@@ -62,15 +71,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (train, test, oos) = (load("train")?, load("test")?, load("oos")?);
     let encoder = Arc::new(Encoder::load(&resolve_model_dir(&encoder_name))?);
 
-    let cache = std::env::temp_dir().join(format!("switchboard-intent-emb-{lang}-{encoder_name}.json"));
-    let cached: Option<(Matrix, Matrix, Matrix)> =
-        std::fs::read_to_string(&cache).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let cache =
+        std::env::temp_dir().join(format!("switchboard-intent-emb-{lang}-{encoder_name}.json"));
+    let cached: Option<(Matrix, Matrix, Matrix)> = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
     let (train_x, test_x, oos_x) = match cached {
-        Some(c) if c.0.len() == train.len() && c.1.len() == test.len() && c.2.len() == oos.len() => c,
+        Some(c)
+            if c.0.len() == train.len() && c.1.len() == test.len() && c.2.len() == oos.len() =>
+        {
+            c
+        }
         _ => {
             let started = std::time::Instant::now();
-            let c = (embed(&encoder, &train)?, embed(&encoder, &test)?, embed(&encoder, &oos)?);
-            eprintln!("embedded {} texts in {:.1}s", train.len() + test.len() + oos.len(), started.elapsed().as_secs_f64());
+            let c = (
+                embed(&encoder, &train)?,
+                embed(&encoder, &test)?,
+                embed(&encoder, &oos)?,
+            );
+            eprintln!(
+                "embedded {} texts in {:.1}s",
+                train.len() + test.len() + oos.len(),
+                started.elapsed().as_secs_f64()
+            );
             std::fs::write(&cache, serde_json::to_string(&c)?)?;
             c
         }
@@ -93,10 +116,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ => return Err(format!("unknown key {k}").into()),
             }
         }
-        let (model, report) = train_on_embeddings(&train, &train_x, encoder.clone(), &encoder_name, &o, false)?;
+        let (model, report) =
+            train_on_embeddings(&train, &train_x, encoder.clone(), &encoder_name, &o, false)?;
         let test_p = model.predict_embeddings(&test_x)?;
         let oos_p = model.predict_embeddings(&oos_x)?;
-        let eval = EvalReport::compute(&test_gold, &test_p.iter().map(|p| p.label.as_str()).collect::<Vec<_>>());
+        let eval = EvalReport::compute(
+            &test_gold,
+            &test_p.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(),
+        );
         let conf = |p: &[Prediction]| p.iter().map(|p| p.confidence).collect::<Vec<f32>>();
         let mean = |c: &[f32]| c.iter().map(|&x| f64::from(x)).sum::<f64>() / c.len().max(1) as f64;
         let (tc, oc) = (conf(&test_p), conf(&oos_p));

@@ -3,7 +3,7 @@
 //!
 //! [`ModelUnderstanding`] is the real one: per locale an [`IntentModel`] and one shared
 //! [`Retriever`]. Each batch is embedded once per locale (the same vectors feed the classifier
-//! head and the vector search), results are cached by normalised text in an LRU, and new model
+//! head and the vector search), results are cached by normalised text ([`crate::intent::normalize_text`], as in training) in an LRU, and new model
 //! versions or knowledge-base snapshots are picked up between batches without a restart.
 
 use crate::intent::classifier::IntentModel;
@@ -42,29 +42,6 @@ pub trait Understand: Send + Sync {
 /// Rounds a score to four decimals (batched inference differs in the last bits).
 pub fn round_score(x: f32) -> f32 {
     (x * 10_000.0).round() / 10_000.0
-}
-
-/// The cache key: trimmed, ASCII-lowercased, whitespace collapsed, full-width ASCII folded.
-pub fn normalise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = false;
-    for c in text.trim().chars() {
-        let c = match c {
-            '\u{3000}' => ' ',
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-            _ => c,
-        };
-        if c.is_whitespace() {
-            space = true;
-            continue;
-        }
-        if space && !out.is_empty() {
-            out.push(' ');
-        }
-        space = false;
-        out.push(c.to_ascii_lowercase());
-    }
-    out
 }
 
 /// Where [`ModelUnderstanding`] loads from.
@@ -225,7 +202,7 @@ impl Understand for ModelUnderstanding {
         {
             let mut cache = self.cache.lock().map_err(|_| "cache lock poisoned".to_string())?;
             for (i, (locale, text)) in batch.iter().enumerate() {
-                let key = (*locale, normalise(text));
+                let key = (*locale, crate::intent::normalize_text(text));
                 match cache.get(&key) {
                     Some(hit) => out[i] = Some(hit.clone()),
                     None => misses.entry(*locale).or_default().push((i, key.1)),
@@ -260,13 +237,6 @@ impl Understand for ModelUnderstanding {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalisation_folds_case_width_and_space() {
-        assert_eq!(normalise("  Ｈｅｌｌｏ\u{3000} World  "), "hello world");
-        assert_eq!(normalise("我要 退货"), "我要 退货");
-        assert_eq!(normalise("ORDER\t\n123"), "order 123");
-    }
 
     #[test]
     fn rounding_is_to_four_decimals() {

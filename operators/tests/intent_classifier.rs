@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use switchboard_operators::intent::classifier::{
-    cross_validate, evaluate, load_examples, normalize_text, stratified_folds, stratified_split, threshold_curve,
-    train_with_encoder, Example, IntentModel, TrainOptions,
+    cross_validate, evaluate, load_examples, normalize_text, stratified_folds, stratified_split,
+    threshold_curve, train_with_encoder, Example, IntentModel, TrainOptions,
 };
 use switchboard_operators::intent::{resolve_model_dir, Encoder};
 use switchboard_operators::Error;
@@ -90,7 +90,10 @@ const GIBBERISH: &[&str] = &[
 ];
 
 fn train_examples() -> Vec<Example> {
-    TRAIN.iter().flat_map(|(label, texts)| texts.iter().map(move |t| Example::new(*t, *label))).collect()
+    TRAIN
+        .iter()
+        .flat_map(|(label, texts)| texts.iter().map(move |t| Example::new(*t, *label)))
+        .collect()
 }
 
 fn held_out() -> Vec<Example> {
@@ -113,15 +116,25 @@ fn encoder() -> Arc<Encoder> {
 fn model() -> &'static IntentModel {
     static MODEL: OnceLock<IntentModel> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let (model, report) = train_with_encoder(&train_examples(), encoder(), "m3e-small", &TrainOptions::default(), false)
-            .expect("training");
-        eprintln!("train report: {}", serde_json::to_string(&report).expect("json"));
+        let (model, report) = train_with_encoder(
+            &train_examples(),
+            encoder(),
+            "m3e-small",
+            &TrainOptions::default(),
+            false,
+        )
+        .expect("training");
+        eprintln!(
+            "train report: {}",
+            serde_json::to_string(&report).expect("json")
+        );
         model
     })
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-intent-{}-{name}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("switchboard-intent-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -129,12 +142,41 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[test]
 fn trains_to_90_percent_on_held_out_examples() {
     let model = model();
-    assert_eq!(model.labels(), ["invoice", "password", "refund", "shipping"]);
+    assert_eq!(
+        model.labels(),
+        ["invoice", "password", "refund", "shipping"]
+    );
     let report = evaluate(model, &held_out()).expect("evaluate");
-    eprintln!("held-out: {}", serde_json::to_string(&report).expect("json"));
+    eprintln!(
+        "held-out: {}",
+        serde_json::to_string(&report).expect("json")
+    );
     assert_eq!(report.n, HELD_OUT.len());
-    assert!(report.accuracy >= 0.9, "held-out accuracy {}", report.accuracy);
-    assert!(report.macro_f1 >= 0.85, "held-out macro-F1 {}", report.macro_f1);
+    assert!(
+        report.accuracy >= 0.9,
+        "held-out accuracy {}",
+        report.accuracy
+    );
+    assert!(
+        report.macro_f1 >= 0.85,
+        "held-out macro-F1 {}",
+        report.macro_f1
+    );
+    let (again, _) = train_with_encoder(
+        &train_examples(),
+        encoder(),
+        "m3e-small",
+        &TrainOptions::default(),
+        false,
+    )
+    .expect("train");
+    assert_eq!(
+        again.version().split_once('-').map(|v| v.1),
+        model.version().split_once('-').map(|v| v.1),
+        "a fixed seed gives identical weights"
+    );
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(model);
     let prediction = model.classify_one("我要退货").expect("classify");
     assert_eq!(prediction.top.len(), 3);
     assert_eq!(prediction.top[0].0, prediction.label);
@@ -147,13 +189,20 @@ fn save_load_round_trip_predicts_identically() {
     let dir = temp_dir("roundtrip");
     model.save(&dir).expect("save");
     let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model.json")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model.json"))
+            .expect("json");
     assert_eq!(meta["format"], 1);
     assert_eq!(meta["encoder"], "m3e-small");
     assert_eq!(meta["dim"], 512);
     assert_eq!(meta["version"], model.version());
+    assert!(meta["temperature"].as_f64().is_some_and(|t| t > 0.0));
+    assert_eq!(meta["metrics"]["options"]["seed"], 42);
 
-    let texts: Vec<&str> = HELD_OUT.iter().map(|(t, _)| *t).chain(GIBBERISH.iter().copied()).collect();
+    let texts: Vec<&str> = HELD_OUT
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(GIBBERISH.iter().copied())
+        .collect();
     let normalised: Vec<String> = texts.iter().map(|t| normalize_text(t)).collect();
     let refs: Vec<&str> = normalised.iter().map(String::as_str).collect();
     let embeddings = encoder().embed(&refs).expect("embed");
@@ -165,7 +214,11 @@ fn save_load_round_trip_predicts_identically() {
         assert_eq!(loaded.version(), model.version());
         assert_eq!(loaded.labels(), model.labels());
         assert_eq!(loaded.temperature(), model.temperature());
-        assert_eq!(loaded.predict_embeddings(&embeddings).expect("predict"), before, "identical predictions");
+        assert_eq!(
+            loaded.predict_embeddings(&embeddings).expect("predict"),
+            before,
+            "identical predictions"
+        );
         let direct = loaded.classify(&texts).expect("classify");
         for (b, d) in before.iter().zip(&direct) {
             assert_eq!(b.label, d.label);
@@ -176,22 +229,34 @@ fn save_load_round_trip_predicts_identically() {
     // Corrupt folders give clear errors.
     let bad = temp_dir("bad");
     std::fs::create_dir_all(&bad).expect("mkdir");
-    let err = IntentModel::load_with_encoder(&bad, encoder()).err().expect("no model.json").to_string();
+    let err = IntentModel::load_with_encoder(&bad, encoder())
+        .err()
+        .expect("no model.json")
+        .to_string();
     assert!(err.contains("model.json"), "{err}");
     let mut meta_more = meta.clone();
     meta_more["labels"] = serde_json::json!(["a", "b", "c", "d", "e"]);
     std::fs::write(bad.join("model.json"), meta_more.to_string()).expect("write");
     std::fs::copy(dir.join("head.safetensors"), bad.join("head.safetensors")).expect("copy");
-    let err = IntentModel::load_with_encoder(&bad, encoder()).err().expect("label mismatch").to_string();
+    let err = IntentModel::load_with_encoder(&bad, encoder())
+        .err()
+        .expect("label mismatch")
+        .to_string();
     assert!(err.contains("label count mismatch"), "{err}");
     let mut meta_dim = meta.clone();
     meta_dim["dim"] = serde_json::json!(384);
     std::fs::write(bad.join("model.json"), meta_dim.to_string()).expect("write");
-    let err = IntentModel::load_with_encoder(&bad, encoder()).err().expect("dim mismatch").to_string();
+    let err = IntentModel::load_with_encoder(&bad, encoder())
+        .err()
+        .expect("dim mismatch")
+        .to_string();
     assert!(err.contains("dim mismatch"), "{err}");
     std::fs::write(bad.join("model.json"), meta.to_string()).expect("write");
     std::fs::remove_file(bad.join("head.safetensors")).expect("rm");
-    let err = IntentModel::load_with_encoder(&bad, encoder()).err().expect("no head").to_string();
+    let err = IntentModel::load_with_encoder(&bad, encoder())
+        .err()
+        .expect("no head")
+        .to_string();
     assert!(err.contains("head.safetensors"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&bad);
@@ -201,24 +266,50 @@ fn save_load_round_trip_predicts_identically() {
 fn cache_hit_skips_the_encoder() {
     let dir = temp_dir("cache");
     model().save(&dir).expect("save");
-    let model = IntentModel::load_with_encoder(&dir, encoder()).expect("load").with_cache_capacity(2);
-    let first = model.classify(&["我的快递到哪了？", "怎么开发票"]).expect("classify");
+    let model = IntentModel::load_with_encoder(&dir, encoder())
+        .expect("load")
+        .with_cache_capacity(2);
+    let first = model
+        .classify(&["我的快递到哪了？", "怎么开发票"])
+        .expect("classify");
     let stats = model.cache_stats();
-    assert_eq!((stats.encoder_calls, stats.encoded_texts, stats.hits, stats.misses), (1, 2, 0, 2));
+    assert_eq!(
+        (
+            stats.encoder_calls,
+            stats.encoded_texts,
+            stats.hits,
+            stats.misses
+        ),
+        (1, 2, 0, 2)
+    );
 
     // Same normal form: full-width punctuation, case and spacing differ.
-    let again = model.classify(&["  我的快递到哪了?  ", "怎么开发票"]).expect("classify");
+    let again = model
+        .classify(&["  我的快递到哪了?  ", "怎么开发票"])
+        .expect("classify");
     let stats = model.cache_stats();
-    assert_eq!((stats.encoder_calls, stats.hits), (1, 2), "cache hits must not call the encoder");
+    assert_eq!(
+        (stats.encoder_calls, stats.hits),
+        (1, 2),
+        "cache hits must not call the encoder"
+    );
     assert_eq!(first, again);
 
     // A batch of one hit and two (duplicate) misses: one encoder call for one text.
-    let mixed = model.classify(&["怎么开发票", "ＲＥＳＥＴ 密码", "reset   密码"]).expect("classify");
+    let mixed = model
+        .classify(&["怎么开发票", "ＲＥＳＥＴ 密码", "reset   密码"])
+        .expect("classify");
     let stats = model.cache_stats();
-    assert_eq!((stats.encoder_calls, stats.encoded_texts, stats.hits), (2, 3, 3));
+    assert_eq!(
+        (stats.encoder_calls, stats.encoded_texts, stats.hits),
+        (2, 3, 3)
+    );
     assert_eq!(mixed[1], mixed[2]);
     assert_eq!(mixed[0], first[1]);
-    assert_eq!(stats.entries, 2, "capacity 2 evicts the least recently used");
+    assert_eq!(
+        stats.entries, 2,
+        "capacity 2 evicts the least recently used"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -236,13 +327,22 @@ fn bad_jsonl_line_is_named() {
     assert!(matches!(err, Error::Data { line: 4, .. }), "{err}");
     assert!(err.to_string().contains("train.jsonl:4"), "{err}");
 
-    std::fs::write(&path, "{\"text\":\"我要退货\",\"label\":\"refund\"}\n{\"text\":\"快递\"}\n").expect("write");
+    std::fs::write(
+        &path,
+        "{\"text\":\"我要退货\",\"label\":\"refund\"}\n{\"text\":\"快递\"}\n",
+    )
+    .expect("write");
     let err = load_examples(&path).expect_err("missing label").to_string();
-    assert!(err.contains("train.jsonl:2") && err.contains("label"), "{err}");
+    assert!(
+        err.contains("train.jsonl:2") && err.contains("label"),
+        "{err}"
+    );
 
     std::fs::write(&path, "{\"text\":\"我要退货\",\"label\":\"refund\"}\n{\"text\":\"快递\",\"label\":\"shipping\"}\n").expect("write");
     assert_eq!(load_examples(&path).expect("valid").len(), 2);
-    let err = load_examples(dir.join("missing.jsonl")).expect_err("missing file").to_string();
+    let err = load_examples(dir.join("missing.jsonl"))
+        .expect_err("missing file")
+        .to_string();
     assert!(err.contains("missing.jsonl"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -256,10 +356,19 @@ fn stratified_folds_keep_every_label_in_every_training_split() {
         let folds = stratified_folds(&labels, k, 7);
         assert_eq!(folds, stratified_folds(&labels, k, 7), "deterministic");
         for f in 0..k {
-            let train: BTreeSet<&str> = (0..labels.len()).filter(|&i| folds[i] != f).map(|i| labels[i]).collect();
-            let test: BTreeSet<&str> = (0..labels.len()).filter(|&i| folds[i] == f).map(|i| labels[i]).collect();
+            let train: BTreeSet<&str> = (0..labels.len())
+                .filter(|&i| folds[i] != f)
+                .map(|i| labels[i])
+                .collect();
+            let test: BTreeSet<&str> = (0..labels.len())
+                .filter(|&i| folds[i] == f)
+                .map(|i| labels[i])
+                .collect();
             assert_eq!(train, all, "k={k} fold {f}: training split lacks a label");
-            assert_eq!(test, all, "k={k} fold {f}: each label is spread over the folds");
+            assert_eq!(
+                test, all,
+                "k={k} fold {f}: each label is spread over the folds"
+            );
         }
     }
     let (train, val) = stratified_split(&labels, 0.15, 1);
@@ -268,8 +377,12 @@ fn stratified_folds_keep_every_label_in_every_training_split() {
     assert_eq!(val_labels, all);
     assert_eq!(train.len() + val.len(), labels.len());
 
-    let report = cross_validate(&examples, &encoder(), 4, &TrainOptions::default()).expect("cross-validate");
-    eprintln!("4-fold CV: accuracy {:.3} macro-F1 {:.3}", report.accuracy, report.macro_f1);
+    let report =
+        cross_validate(&examples, &encoder(), 4, &TrainOptions::default()).expect("cross-validate");
+    eprintln!(
+        "4-fold CV: accuracy {:.3} macro-F1 {:.3}",
+        report.accuracy, report.macro_f1
+    );
     assert_eq!(report.n, examples.len());
     assert!(report.accuracy >= 0.8, "CV accuracy {}", report.accuracy);
 }
@@ -284,8 +397,14 @@ fn calibrated_confidence_is_lower_for_gibberish() {
         p.iter().map(|p| p.confidence).sum::<f32>() / p.len() as f32
     };
     let (inside, outside) = (mean(&in_domain), mean(GIBBERISH));
-    eprintln!("temperature {:.3}: mean confidence in-domain {inside:.3}, gibberish {outside:.3}", model.temperature());
-    assert!(outside < inside, "gibberish {outside} vs in-domain {inside}");
+    eprintln!(
+        "temperature {:.3}: mean confidence in-domain {inside:.3}, gibberish {outside:.3}",
+        model.temperature()
+    );
+    assert!(
+        outside < inside,
+        "gibberish {outside} vs in-domain {inside}"
+    );
 
     let predictions = model.classify(&in_domain).expect("classify");
     let gold: Vec<&str> = HELD_OUT.iter().map(|(_, l)| *l).collect();

@@ -34,8 +34,15 @@ pub struct LiveSink {
     runtime: tokio::runtime::Handle,
     clickhouse: Arc<ClickHouseSink>,
     kafka: KafkaSink,
+    kafka_settings: switchboard_schemas::settings::KafkaSettings,
     targets: LiveTargets,
     metrics: Arc<Metrics>,
+}
+
+/// Which side of a write failed.
+enum WriteError {
+    Kafka(String),
+    ClickHouse(String),
 }
 
 impl LiveSink {
@@ -43,24 +50,25 @@ impl LiveSink {
     pub fn new(
         runtime: tokio::runtime::Handle,
         clickhouse: Arc<ClickHouseSink>,
-        kafka: KafkaSink,
+        kafka_settings: switchboard_schemas::settings::KafkaSettings,
         targets: LiveTargets,
         metrics: Arc<Metrics>,
-    ) -> Self {
-        LiveSink { runtime, clickhouse, kafka, targets, metrics }
+    ) -> Result<Self, String> {
+        let kafka = KafkaSink::new(&kafka_settings).map_err(|e| e.to_string())?;
+        Ok(LiveSink { runtime, clickhouse, kafka, kafka_settings, targets, metrics })
     }
 
-    async fn write_once(&self, replies: &[Event], dead: &[Event], all: &[Event]) -> Result<(), String> {
+    async fn write_once(&self, replies: &[Event], dead: &[Event], all: &[Event]) -> Result<(), WriteError> {
         let kafka = async {
             if let Some(topic) = &self.targets.replies_topic {
-                self.kafka.write(topic, replies).await.map_err(|e| e.to_string())?;
+                self.kafka.write(topic, replies).await.map_err(|e| WriteError::Kafka(e.to_string()))?;
             }
             if let Some(topic) = &self.targets.dead_letter_topic {
-                self.kafka.write(topic, dead).await.map_err(|e| e.to_string())?;
+                self.kafka.write(topic, dead).await.map_err(|e| WriteError::Kafka(e.to_string()))?;
             }
-            Ok::<(), String>(())
+            Ok(())
         };
-        let clickhouse = async { self.clickhouse.write(all).await.map_err(|e| e.to_string()) };
+        let clickhouse = async { self.clickhouse.write(all).await.map_err(|e| WriteError::ClickHouse(e.to_string())) };
         let (k, c) = tokio::join!(kafka, clickhouse);
         k.and(c)
     }
@@ -80,15 +88,25 @@ impl EventSink for LiveSink {
         let dead: Vec<Event> = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).cloned().collect();
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.runtime.block_on(self.write_once(&replies, &dead, &events)) {
+            let error = match self.runtime.block_on(self.write_once(&replies, &dead, &events)) {
                 Ok(()) => break,
-                Err(e) if started.elapsed() < RETRY_FOR => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "sink write failed; retrying");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                Err(WriteError::ClickHouse(e)) => format!("clickhouse: {e}"),
+                Err(WriteError::Kafka(e)) => {
+                    // An idempotent producer that lost its broker-side state (a broker restart)
+                    // fails every later send: start a new one. Resent events keep their ids.
+                    match KafkaSink::new(&self.kafka_settings) {
+                        Ok(fresh) => self.kafka = fresh,
+                        Err(e) => tracing::warn!(error = %e, "cannot recreate the Kafka producer"),
+                    }
+                    e
                 }
-                Err(e) => return Err(e),
+            };
+            if started.elapsed() >= RETRY_FOR {
+                return Err(error);
             }
+            tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "sink write failed; retrying");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         self.metrics.record_flush(&events, started.elapsed());
         Ok(())

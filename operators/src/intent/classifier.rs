@@ -21,9 +21,12 @@
 //! (see [`ModelMeta`]).
 
 pub use super::data::{
-    load_examples, normalize_text, parse_examples, stratified_folds, stratified_split, validation_count, Example,
+    load_examples, normalize_text, parse_examples, stratified_folds, stratified_split,
+    validation_count, Example,
 };
-pub use super::metrics::{pick_threshold, threshold_curve, threshold_point, EvalReport, LabelStats, ThresholdPoint};
+pub use super::metrics::{
+    pick_threshold, threshold_curve, threshold_point, EvalReport, LabelStats, ThresholdPoint,
+};
 
 use super::encoder::{resolve_model_dir, Encoder};
 use super::head::{self, FitOptions, Fitted, Head};
@@ -161,6 +164,8 @@ pub struct TrainReport {
     pub embed_seconds: f64,
     /// Seconds spent fitting the head.
     pub train_seconds: f64,
+    /// The options trained with (so `model.json` records how to retrain or cross-validate).
+    pub options: TrainOptions,
 }
 
 /// The contents of `model.json`.
@@ -219,8 +224,12 @@ pub struct IntentModel {
     encoded_texts: AtomicU64,
 }
 
-fn lock_cache(cache: &Mutex<LruCache<String, Prediction>>) -> MutexGuard<'_, LruCache<String, Prediction>> {
-    cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock_cache(
+    cache: &Mutex<LruCache<String, Prediction>>,
+) -> MutexGuard<'_, LruCache<String, Prediction>> {
+    cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn new_cache(capacity: usize) -> Option<Mutex<LruCache<String, Prediction>>> {
@@ -228,11 +237,19 @@ fn new_cache(capacity: usize) -> Option<Mutex<LruCache<String, Prediction>>> {
 }
 
 fn model_error(dir: &Path, message: impl Into<String>) -> Error {
-    Error::Model { dir: dir.to_path_buf(), message: message.into() }
+    Error::Model {
+        dir: dir.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 impl IntentModel {
-    fn assemble(encoder: Arc<Encoder>, head: Head, meta: ModelMeta, cache_capacity: usize) -> IntentModel {
+    fn assemble(
+        encoder: Arc<Encoder>,
+        head: Head,
+        meta: ModelMeta,
+        cache_capacity: usize,
+    ) -> IntentModel {
         IntentModel {
             encoder,
             head,
@@ -274,7 +291,10 @@ impl IntentModel {
         let dir = dir.as_ref();
         let meta = read_meta(dir)?;
         let expected = resolve_model_dir(&meta.encoder);
-        let expected_name = expected.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let expected_name = expected
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if expected_name != encoder.name() {
             tracing::warn!(
                 model = %dir.display(),
@@ -298,7 +318,12 @@ impl IntentModel {
                 ),
             ));
         }
-        let head = Head::load(&dir.join(HEAD_FILE), meta.dim, meta.hidden, meta.labels.len())?;
+        let head = Head::load(
+            &dir.join(HEAD_FILE),
+            meta.dim,
+            meta.hidden,
+            meta.labels.len(),
+        )?;
         Ok(Self::assemble(encoder, head, meta, DEFAULT_CACHE_CAPACITY))
     }
 
@@ -345,7 +370,11 @@ impl IntentModel {
             misses: self.misses.load(Ordering::Relaxed),
             encoder_calls: self.encoder_calls.load(Ordering::Relaxed),
             encoded_texts: self.encoded_texts.load(Ordering::Relaxed),
-            entries: self.cache.as_ref().map(|c| lock_cache(c).len()).unwrap_or(0),
+            entries: self
+                .cache
+                .as_ref()
+                .map(|c| lock_cache(c).len())
+                .unwrap_or(0),
             capacity: self.cache_capacity,
         }
     }
@@ -397,7 +426,8 @@ impl IntentModel {
             }
         }
         self.hits.fetch_add(hits, Ordering::Relaxed);
-        self.misses.fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
+        self.misses
+            .fetch_add(keys.len() as u64 - hits, Ordering::Relaxed);
         if pending.is_empty() {
             return Ok(out.into_iter().flatten().collect());
         }
@@ -405,7 +435,8 @@ impl IntentModel {
         let mut fresh = Vec::with_capacity(pending.len());
         for chunk in pending.chunks(MAX_ENCODE_BATCH) {
             self.encoder_calls.fetch_add(1, Ordering::Relaxed);
-            self.encoded_texts.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.encoded_texts
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             let embeddings = self.encoder.embed(chunk)?;
             fresh.extend(self.predict_embeddings(&embeddings)?);
         }
@@ -429,10 +460,15 @@ impl IntentModel {
             .ok_or_else(|| Error::Training("empty prediction batch".into()))
     }
 
-    /// Classifies embeddings made by this model's encoder (no cache involved).
+    /// Classifies embeddings made by this model's encoder (no cache, no counters). The head
+    /// was trained on embeddings of [normalised](normalize_text) texts, so embed
+    /// `normalize_text(text)` to get exactly what [`classify`](Self::classify) gives.
     pub fn predict_embeddings(&self, embeddings: &[Vec<f32>]) -> Result<Vec<Prediction>> {
         let logits = self.head.logits(embeddings)?;
-        Ok(logits.iter().map(|row| to_prediction(row, self.meta.temperature, &self.meta.labels)).collect())
+        Ok(logits
+            .iter()
+            .map(|row| to_prediction(row, self.meta.temperature, &self.meta.labels))
+            .collect())
     }
 }
 
@@ -440,10 +476,17 @@ fn to_prediction(logits: &[f32], temperature: f64, labels: &[String]) -> Predict
     let probs = head::softmax(logits, temperature);
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-    let top: Vec<(String, f32)> =
-        order.iter().take(TOP_K).map(|&i| (labels[i].clone(), probs[i] as f32)).collect();
+    let top: Vec<(String, f32)> = order
+        .iter()
+        .take(TOP_K)
+        .map(|&i| (labels[i].clone(), probs[i] as f32))
+        .collect();
     let (label, confidence) = top.first().cloned().unwrap_or_default();
-    Prediction { label, confidence, top }
+    Prediction {
+        label,
+        confidence,
+        top,
+    }
 }
 
 fn read_meta(dir: &Path) -> Result<ModelMeta> {
@@ -453,10 +496,20 @@ fn read_meta(dir: &Path) -> Result<ModelMeta> {
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| model_error(dir, format!("cannot read {META_FILE}: {e}")))?;
-    let meta: ModelMeta = serde_json::from_str(&text)
-        .map_err(|e| model_error(dir, format!("{META_FILE} is not a valid intent model description: {e}")))?;
+    let meta: ModelMeta = serde_json::from_str(&text).map_err(|e| {
+        model_error(
+            dir,
+            format!("{META_FILE} is not a valid intent model description: {e}"),
+        )
+    })?;
     if meta.format != MODEL_FORMAT {
-        return Err(model_error(dir, format!("{META_FILE} has format {}, expected {MODEL_FORMAT}", meta.format)));
+        return Err(model_error(
+            dir,
+            format!(
+                "{META_FILE} has format {}, expected {MODEL_FORMAT}",
+                meta.format
+            ),
+        ));
     }
     if meta.labels.is_empty() {
         return Err(model_error(dir, format!("{META_FILE} lists no labels")));
@@ -465,15 +518,32 @@ fn read_meta(dir: &Path) -> Result<ModelMeta> {
         return Err(model_error(dir, format!("{META_FILE} lists a label twice")));
     }
     if !(meta.temperature > 0.0 && meta.temperature.is_finite()) {
-        return Err(model_error(dir, format!("{META_FILE} has temperature {}, expected > 0", meta.temperature)));
+        return Err(model_error(
+            dir,
+            format!(
+                "{META_FILE} has temperature {}, expected > 0",
+                meta.temperature
+            ),
+        ));
     }
     Ok(meta)
 }
 
 /// Embeds `texts` (normalised) in batches of `batch`, with a progress bar if asked.
-fn embed_all(encoder: &Encoder, texts: &[String], batch: usize, progress: bool) -> Result<Vec<Vec<f32>>> {
-    let bar = if progress { ProgressBar::new(texts.len() as u64) } else { ProgressBar::hidden() };
-    if let Ok(style) = ProgressStyle::with_template("embedding {bar:40} {pos}/{len} texts {elapsed}") {
+fn embed_all(
+    encoder: &Encoder,
+    texts: &[String],
+    batch: usize,
+    progress: bool,
+) -> Result<Vec<Vec<f32>>> {
+    let bar = if progress {
+        ProgressBar::new(texts.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("embedding {bar:40} {pos}/{len} texts {elapsed}")
+    {
         bar.set_style(style);
     }
     let mut out = Vec::with_capacity(texts.len());
@@ -491,7 +561,12 @@ fn index_labels(examples: &[Example]) -> Result<(Vec<String>, Vec<usize>)> {
     if examples.is_empty() {
         return Err(Error::Training("no examples".into()));
     }
-    let labels: Vec<String> = examples.iter().map(|e| e.label.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let labels: Vec<String> = examples
+        .iter()
+        .map(|e| e.label.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if labels.len() < 2 {
         return Err(Error::Training(format!(
             "need at least 2 distinct labels, got {} ({})",
@@ -499,7 +574,11 @@ fn index_labels(examples: &[Example]) -> Result<(Vec<String>, Vec<usize>)> {
             labels.join(", ")
         )));
     }
-    let index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
     let targets = examples.iter().map(|e| index[e.label.as_str()]).collect();
     Ok((labels, targets))
 }
@@ -516,7 +595,13 @@ pub fn train(
 ) -> Result<(IntentModel, TrainReport)> {
     index_labels(examples)?;
     let encoder = Encoder::load(&resolve_model_dir(encoder_name_or_dir))?;
-    train_with_encoder(examples, Arc::new(encoder), encoder_name_or_dir, options, progress)
+    train_with_encoder(
+        examples,
+        Arc::new(encoder),
+        encoder_name_or_dir,
+        options,
+        progress,
+    )
 }
 
 /// [`train`] on an already loaded encoder; `encoder_ref` is what `model.json` records as the
@@ -533,7 +618,14 @@ pub fn train_with_encoder(
     let started = Instant::now();
     let embeddings = embed_all(&encoder, &texts, options.embed_batch_size, progress)?;
     let embed_seconds = started.elapsed().as_secs_f64();
-    let (model, mut report) = train_on_embeddings(examples, &embeddings, encoder, encoder_ref, options, progress)?;
+    let (model, mut report) = train_on_embeddings(
+        examples,
+        &embeddings,
+        encoder,
+        encoder_ref,
+        options,
+        progress,
+    )?;
     report.embed_seconds = embed_seconds;
     let mut meta = model.meta.clone();
     meta.metrics = serde_json::to_value(&report).unwrap_or_default();
@@ -562,7 +654,15 @@ pub fn train_on_embeddings(
     let embed_seconds = 0.0;
     let started = Instant::now();
     let subset: Vec<usize> = (0..examples.len()).collect();
-    let fitted = head::fit(embeddings, &targets, &subset, encoder.dim(), labels.len(), &options.fit_options(), progress)?;
+    let fitted = head::fit(
+        embeddings,
+        &targets,
+        &subset,
+        encoder.dim(),
+        labels.len(),
+        &options.fit_options(),
+        progress,
+    )?;
     let train_seconds = started.elapsed().as_secs_f64();
     let Fitted {
         head,
@@ -592,9 +692,13 @@ pub fn train_on_embeddings(
         temperature,
         embed_seconds,
         train_seconds,
+        options: options.clone(),
     };
 
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (stamp, trained_at) = timestamps(now);
     let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
     let hash = head.fingerprint(&label_refs)?;
@@ -609,17 +713,28 @@ pub fn train_on_embeddings(
         trained_at,
         metrics: serde_json::to_value(&report).unwrap_or_default(),
     };
-    Ok((IntentModel::assemble(encoder, head, meta, options.cache_capacity), report))
+    Ok((
+        IntentModel::assemble(encoder, head, meta, options.cache_capacity),
+        report,
+    ))
 }
 
 /// Stratified `folds`-fold cross-validation ([`stratified_folds`], seeded by `options.seed`):
 /// every text is embedded once, a head is trained (with its own validation split) on each
 /// fold's complement and scores the fold; the report pools all held-out predictions (argmax,
 /// no threshold).
-pub fn cross_validate(examples: &[Example], encoder: &Encoder, folds: usize, options: &TrainOptions) -> Result<EvalReport> {
+pub fn cross_validate(
+    examples: &[Example],
+    encoder: &Encoder,
+    folds: usize,
+    options: &TrainOptions,
+) -> Result<EvalReport> {
     let (labels, targets) = index_labels(examples)?;
     if folds < 2 || folds > examples.len() {
-        return Err(Error::Training(format!("folds must be in 2..={}, got {folds}", examples.len())));
+        return Err(Error::Training(format!(
+            "folds must be in 2..={}, got {folds}",
+            examples.len()
+        )));
     }
     let texts: Vec<String> = examples.iter().map(|e| normalize_text(&e.text)).collect();
     let embeddings = embed_all(encoder, &texts, options.embed_batch_size, false)?;
@@ -627,12 +742,24 @@ pub fn cross_validate(examples: &[Example], encoder: &Encoder, folds: usize, opt
     let mut gold = Vec::with_capacity(examples.len());
     let mut predicted = Vec::with_capacity(examples.len());
     for fold in 0..folds {
-        let train_idx: Vec<usize> = (0..examples.len()).filter(|&i| fold_of[i] != fold).collect();
-        let test_idx: Vec<usize> = (0..examples.len()).filter(|&i| fold_of[i] == fold).collect();
+        let train_idx: Vec<usize> = (0..examples.len())
+            .filter(|&i| fold_of[i] != fold)
+            .collect();
+        let test_idx: Vec<usize> = (0..examples.len())
+            .filter(|&i| fold_of[i] == fold)
+            .collect();
         if test_idx.is_empty() {
             continue;
         }
-        let fitted = head::fit(&embeddings, &targets, &train_idx, encoder.dim(), labels.len(), &options.fit_options(), false)?;
+        let fitted = head::fit(
+            &embeddings,
+            &targets,
+            &train_idx,
+            encoder.dim(),
+            labels.len(),
+            &options.fit_options(),
+            false,
+        )?;
         let test_x: Vec<Vec<f32>> = test_idx.iter().map(|&i| embeddings[i].clone()).collect();
         for (row, &i) in fitted.head.logits(&test_x)?.iter().zip(&test_idx) {
             gold.push(examples[i].label.clone());
@@ -684,7 +811,10 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_civil() {
-        assert_eq!(timestamps(0), ("19700101T0000".into(), "1970-01-01T00:00:00Z".into()));
+        assert_eq!(
+            timestamps(0),
+            ("19700101T0000".into(), "1970-01-01T00:00:00Z".into())
+        );
         // 2026-11-24T21:30:05Z
         assert_eq!(timestamps(1_795_555_805).1, "2026-11-24T21:30:05Z");
     }
@@ -694,7 +824,10 @@ mod tests {
         let labels: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
         let p = to_prediction(&[0.0, 3.0, 1.0, 2.0], 1.0, &labels);
         assert_eq!(p.label, "b");
-        assert_eq!(p.top.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["b", "d", "c"]);
+        assert_eq!(
+            p.top.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(),
+            ["b", "d", "c"]
+        );
         assert!((p.confidence - p.top[0].1).abs() < 1e-9);
     }
 }

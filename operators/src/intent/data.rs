@@ -20,7 +20,10 @@ pub struct Example {
 impl Example {
     /// Builds an example from anything string-like.
     pub fn new(text: impl Into<String>, label: impl Into<String>) -> Self {
-        Example { text: text.into(), label: label.into() }
+        Example {
+            text: text.into(),
+            label: label.into(),
+        }
     }
 }
 
@@ -30,15 +33,21 @@ impl Example {
 /// 1-based line.
 pub fn load_examples(path: impl AsRef<Path>) -> Result<Vec<Example>> {
     let path = path.as_ref();
-    let content = std::fs::read_to_string(path)
-        .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let content = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_examples(&content, path)
 }
 
 /// Parses JSONL content as [`load_examples`] does; `origin` names the source in errors.
 pub fn parse_examples(content: &str, origin: impl AsRef<Path>) -> Result<Vec<Example>> {
     let origin = origin.as_ref();
-    let bad = |line: usize, message: String| Error::Data { path: origin.to_path_buf(), line, message };
+    let bad = |line: usize, message: String| Error::Data {
+        path: origin.to_path_buf(),
+        line,
+        message,
+    };
     let mut examples = Vec::new();
     for (i, raw) in content.lines().enumerate() {
         let line = i + 1;
@@ -46,19 +55,27 @@ pub fn parse_examples(content: &str, origin: impl AsRef<Path>) -> Result<Vec<Exa
         if trimmed.is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(trimmed)
-            .map_err(|e| bad(line, format!("invalid JSON: {e}")))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| bad(line, "expected a JSON object with \"text\" and \"label\"".into()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(trimmed).map_err(|e| bad(line, format!("invalid JSON: {e}")))?;
+        let object = value.as_object().ok_or_else(|| {
+            bad(
+                line,
+                "expected a JSON object with \"text\" and \"label\"".into(),
+            )
+        })?;
         let field = |name: &str| -> Result<String> {
             match object.get(name) {
-                None | Some(serde_json::Value::Null) => Err(bad(line, format!("missing \"{name}\""))),
+                None | Some(serde_json::Value::Null) => {
+                    Err(bad(line, format!("missing \"{name}\"")))
+                }
                 Some(serde_json::Value::String(s)) if s.trim().is_empty() => {
                     Err(bad(line, format!("empty \"{name}\"")))
                 }
                 Some(serde_json::Value::String(s)) => Ok(s.clone()),
-                Some(other) => Err(bad(line, format!("\"{name}\" must be a string, got {other}"))),
+                Some(other) => Err(bad(
+                    line,
+                    format!("\"{name}\" must be a string, got {other}"),
+                )),
             }
         };
         let text = field("text")?;
@@ -107,13 +124,19 @@ pub fn validation_count(count: usize, fraction: f64) -> usize {
     if count < 3 || fraction <= 0.0 {
         return 0;
     }
-    ((count as f64 * fraction).round() as usize).max(1).min(count - 2)
+    ((count as f64 * fraction).round() as usize)
+        .max(1)
+        .min(count - 2)
 }
 
 /// Splits example indices into (train, validation), stratified by label: each label sends
 /// [`validation_count`] of its examples, chosen by a `seed`ed shuffle, to validation. Both
 /// lists are sorted.
-pub fn stratified_split<L: Ord>(labels: &[L], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub fn stratified_split<L: Ord>(
+    labels: &[L],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut train, mut validation) = (Vec::new(), Vec::new());
     for (_, mut members) in groups(labels) {
@@ -153,16 +176,25 @@ mod tests {
 
     #[test]
     fn normalizes_width_case_and_space() {
-        assert_eq!(normalize_text("  ＨＥＬＬＯ\u{3000}　World \t 退货！ "), "hello world 退货!");
+        assert_eq!(
+            normalize_text("  ＨＥＬＬＯ\u{3000}　World \t 退货！ "),
+            "hello world 退货!"
+        );
         assert_eq!(normalize_text("我要  退货"), "我要 退货");
     }
 
     #[test]
     fn parse_reports_line() {
-        let err = parse_examples("{\"text\":\"a\",\"label\":\"x\"}\n\n{\"text\":\"\",\"label\":\"x\"}", "f.jsonl")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("f.jsonl:3") && err.contains("empty \"text\""), "{err}");
+        let err = parse_examples(
+            "{\"text\":\"a\",\"label\":\"x\"}\n\n{\"text\":\"\",\"label\":\"x\"}",
+            "f.jsonl",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("f.jsonl:3") && err.contains("empty \"text\""),
+            "{err}"
+        );
     }
 
     #[test]

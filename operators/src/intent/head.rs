@@ -55,7 +55,10 @@ pub(crate) struct Fitted {
 }
 
 fn lock(varmap: &VarMap) -> std::sync::MutexGuard<'_, HashMap<String, Var>> {
-    varmap.data().lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    varmap
+        .data()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Head {
@@ -72,10 +75,19 @@ impl Head {
         let linear = |w: &str, b: &str| -> Option<Linear> {
             Some(Linear::new(get.get(w)?.clone(), Some(get.get(b)?.clone())))
         };
-        let hidden = if hidden_size > 0 { linear(HIDDEN_WEIGHT, HIDDEN_BIAS) } else { None };
+        let hidden = if hidden_size > 0 {
+            linear(HIDDEN_WEIGHT, HIDDEN_BIAS)
+        } else {
+            None
+        };
         let out = linear(OUT_WEIGHT, OUT_BIAS)
             .ok_or_else(|| Error::Training("head lacks its output layer".into()))?;
-        Ok(Head { varmap, hidden, out, dim })
+        Ok(Head {
+            varmap,
+            hidden,
+            out,
+            dim,
+        })
     }
 
     /// A fresh head: zero weights for the linear case (the problem is convex), seeded Kaiming-
@@ -84,12 +96,17 @@ impl Head {
         let device = Device::Cpu;
         let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
         let mut uniform = |n: usize, bound: f64| -> Vec<f32> {
-            (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect()
+            (0..n)
+                .map(|_| rng.random_range(-bound..bound) as f32)
+                .collect()
         };
         let mut vars = Vec::new();
         let in_out = if hidden_size > 0 {
             let w = uniform(hidden_size * dim, (6.0 / dim as f64).sqrt());
-            vars.push((HIDDEN_WEIGHT, Var::from_vec(w, (hidden_size, dim), &device)?));
+            vars.push((
+                HIDDEN_WEIGHT,
+                Var::from_vec(w, (hidden_size, dim), &device)?,
+            ));
             vars.push((HIDDEN_BIAS, Var::zeros(hidden_size, DType::F32, &device)?));
             let w = uniform(n_labels * hidden_size, 1.0 / (hidden_size as f64).sqrt());
             Var::from_vec(w, (n_labels, hidden_size), &device)?
@@ -104,7 +121,10 @@ impl Head {
     /// Loads `head.safetensors`, checking the tensors against the expected shapes.
     pub fn load(path: &Path, dim: usize, hidden_size: usize, n_labels: usize) -> Result<Head> {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let model_error = |message: String| Error::Model { dir: dir.clone(), message };
+        let model_error = |message: String| Error::Model {
+            dir: dir.clone(),
+            message,
+        };
         if !path.exists() {
             return Err(model_error(format!("{} not found", path.display())));
         }
@@ -112,14 +132,19 @@ impl Head {
             .map_err(|e| model_error(format!("cannot read {}: {e}", path.display())))?;
         let mut vars = Vec::new();
         let in_dim = if hidden_size > 0 { hidden_size } else { dim };
-        let mut expect = vec![(OUT_WEIGHT, vec![n_labels, in_dim]), (OUT_BIAS, vec![n_labels])];
+        let mut expect = vec![
+            (OUT_WEIGHT, vec![n_labels, in_dim]),
+            (OUT_BIAS, vec![n_labels]),
+        ];
         if hidden_size > 0 {
             expect.push((HIDDEN_WEIGHT, vec![hidden_size, dim]));
             expect.push((HIDDEN_BIAS, vec![hidden_size]));
         }
         for (name, shape) in expect {
             let tensor = tensors.get(name).ok_or_else(|| {
-                model_error(format!("head.safetensors lacks `{name}` (hidden = {hidden_size} in model.json)"))
+                model_error(format!(
+                    "head.safetensors lacks `{name}` (hidden = {hidden_size} in model.json)"
+                ))
             })?;
             let got = tensor.dims().to_vec();
             if got != shape {
@@ -215,7 +240,10 @@ pub(crate) fn matrix<'a>(rows: impl Iterator<Item = &'a Vec<f32>>, dim: usize) -
     let mut n = 0;
     for row in rows {
         if row.len() != dim {
-            return Err(Error::Training(format!("embedding of width {} where {dim} was expected", row.len())));
+            return Err(Error::Training(format!(
+                "embedding of width {} where {dim} was expected",
+                row.len()
+            )));
         }
         flat.extend_from_slice(row);
         n += 1;
@@ -290,13 +318,23 @@ pub(crate) fn fit_temperature(logits: &[Vec<f32>], targets: &[usize], prior: f64
         }
     }
     let u = (a + b) / 2.0;
-    if objective(u) <= best { u.exp() } else { best_u.exp() }
+    if objective(u) <= best {
+        u.exp()
+    } else {
+        best_u.exp()
+    }
 }
 
 fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
         .0
 }
 
@@ -304,7 +342,11 @@ fn accuracy(logits: &[Vec<f32>], targets: &[usize]) -> f64 {
     if logits.is_empty() {
         return 0.0;
     }
-    let correct = logits.iter().zip(targets).filter(|(row, &t)| argmax(row) == t).count();
+    let correct = logits
+        .iter()
+        .zip(targets)
+        .filter(|(row, &t)| argmax(row) == t)
+        .count();
     correct as f64 / logits.len() as f64
 }
 
@@ -322,10 +364,15 @@ pub(crate) fn fit(
     progress: bool,
 ) -> Result<Fitted> {
     if options.batch_size == 0 || options.max_epochs == 0 {
-        return Err(Error::Training("batch_size and max_epochs must be positive".into()));
+        return Err(Error::Training(
+            "batch_size and max_epochs must be positive".into(),
+        ));
     }
     if !(options.learning_rate > 0.0 && options.learning_rate.is_finite()) {
-        return Err(Error::Training(format!("learning_rate must be positive, got {}", options.learning_rate)));
+        return Err(Error::Training(format!(
+            "learning_rate must be positive, got {}",
+            options.learning_rate
+        )));
     }
     if !(0.0..0.9).contains(&options.validation_fraction) {
         return Err(Error::Training(format!(
@@ -334,7 +381,8 @@ pub(crate) fn fit(
         )));
     }
     let subset_targets: Vec<usize> = subset.iter().map(|&i| targets[i]).collect();
-    let (train_pos, val_pos) = stratified_split(&subset_targets, options.validation_fraction, options.seed);
+    let (train_pos, val_pos) =
+        stratified_split(&subset_targets, options.validation_fraction, options.seed);
     let train_idx: Vec<usize> = train_pos.iter().map(|&p| subset[p]).collect();
     let val_idx: Vec<usize> = val_pos.iter().map(|&p| subset[p]).collect();
     if train_idx.is_empty() {
@@ -354,12 +402,19 @@ pub(crate) fn fit(
         weight_decay: options.weight_decay,
         ..ParamsAdamW::default()
     };
-    let mut optimizer = candle_nn::AdamW::new(lock(&head.varmap).values().cloned().collect(), params)?;
+    let mut optimizer =
+        candle_nn::AdamW::new(lock(&head.varmap).values().cloned().collect(), params)?;
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut order: Vec<u32> = (0..train_idx.len() as u32).collect();
 
-    let bar = if progress { ProgressBar::new(options.max_epochs as u64) } else { ProgressBar::hidden() };
-    if let Ok(style) = ProgressStyle::with_template("training head {bar:40} {pos}/{len} epochs {msg}") {
+    let bar = if progress {
+        ProgressBar::new(options.max_epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("training head {bar:40} {pos}/{len} epochs {msg}")
+    {
         bar.set_style(style);
     }
 

@@ -68,11 +68,23 @@ impl EvalReport {
                 f1_sum += f1;
                 gold_labels += 1;
             }
-            per_label.insert(label, LabelStats { precision, recall, f1, support: c.support });
+            per_label.insert(
+                label,
+                LabelStats {
+                    precision,
+                    recall,
+                    f1,
+                    support: c.support,
+                },
+            );
         }
         EvalReport {
             accuracy: ratio(correct, n),
-            macro_f1: if gold_labels == 0 { 0.0 } else { f1_sum / gold_labels as f64 },
+            macro_f1: if gold_labels == 0 {
+                0.0
+            } else {
+                f1_sum / gold_labels as f64
+            },
             n,
             per_label,
         }
@@ -97,7 +109,11 @@ pub struct ThresholdPoint {
 /// Accuracy and coverage of the predictions with confidence ≥ `threshold`. A gold label the
 /// model does not know (an out-of-scope example) counts as wrong whenever it is answered, so
 /// mixing in-scope and out-of-scope examples measures the hand-off trade-off directly.
-pub fn threshold_point<G: AsRef<str>>(predictions: &[Prediction], gold: &[G], threshold: f32) -> ThresholdPoint {
+pub fn threshold_point<G: AsRef<str>>(
+    predictions: &[Prediction],
+    gold: &[G],
+    threshold: f32,
+) -> ThresholdPoint {
     let n = predictions.len().min(gold.len());
     let (mut answered, mut correct) = (0usize, 0usize);
     for (p, g) in predictions.iter().zip(gold) {
@@ -110,16 +126,31 @@ pub fn threshold_point<G: AsRef<str>>(predictions: &[Prediction], gold: &[G], th
     }
     ThresholdPoint {
         threshold,
-        coverage: if n == 0 { 0.0 } else { answered as f64 / n as f64 },
-        accuracy: if answered == 0 { 1.0 } else { correct as f64 / answered as f64 },
+        coverage: if n == 0 {
+            0.0
+        } else {
+            answered as f64 / n as f64
+        },
+        accuracy: if answered == 0 {
+            1.0
+        } else {
+            correct as f64 / answered as f64
+        },
         answered,
         n,
     }
 }
 
 /// [`threshold_point`] for each of `thresholds`.
-pub fn threshold_curve<G: AsRef<str>>(predictions: &[Prediction], gold: &[G], thresholds: &[f32]) -> Vec<ThresholdPoint> {
-    thresholds.iter().map(|&t| threshold_point(predictions, gold, t)).collect()
+pub fn threshold_curve<G: AsRef<str>>(
+    predictions: &[Prediction],
+    gold: &[G],
+    thresholds: &[f32],
+) -> Vec<ThresholdPoint> {
+    thresholds
+        .iter()
+        .map(|&t| threshold_point(predictions, gold, t))
+        .collect()
 }
 
 /// The lowest threshold (hence the highest coverage) among `points` whose answered accuracy
@@ -148,7 +179,11 @@ mod tests {
 
     #[test]
     fn threshold_trade_off() {
-        let p = |label: &str, confidence: f32| Prediction { label: label.into(), confidence, top: vec![] };
+        let p = |label: &str, confidence: f32| Prediction {
+            label: label.into(),
+            confidence,
+            top: vec![],
+        };
         let preds = [p("a", 0.9), p("b", 0.4), p("a", 0.7)];
         let gold = ["a", "a", "oos"];
         let t = threshold_point(&preds, &gold, 0.5);

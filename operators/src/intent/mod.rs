@@ -7,8 +7,8 @@ mod head;
 pub mod metrics;
 
 pub use classifier::{
-    cross_validate, evaluate, train, train_on_embeddings, train_with_encoder, CacheStats, IntentModel, ModelMeta, Prediction,
-    TrainOptions, TrainReport,
+    cross_validate, evaluate, train, train_on_embeddings, train_with_encoder, CacheStats, IntentModel,
+    ModelMeta, Prediction, TrainOptions, TrainReport,
 };
 pub use data::{load_examples, normalize_text, Example};
 pub use encoder::{resolve_model_dir, Encoder};

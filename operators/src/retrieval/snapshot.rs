@@ -87,6 +87,10 @@ pub struct LocaleVectors {
 
 impl LocaleVectors {
     /// Row `i`'s vector.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not below `rows.len()` (or `data` is shorter than `rows.len() × dim`).
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
