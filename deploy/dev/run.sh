@@ -15,4 +15,12 @@ if ! pid_alive topology; then
   ( exec setsid "$bin" run --workers "${SWITCHBOARD_WORKERS:-2}" >>"$STATE/topology.log" 2>&1 ) &
   echo $! >"$STATE/topology.pid"
 fi
-say "services and topology are up; stop everything with deploy/dev/down.sh"
+if ! pid_alive gateway; then
+  say "starting the gateway (log: $STATE/gateway.log)"
+  ( exec setsid "$bin" gateway --listen "${SWITCHBOARD_GATEWAY_LISTEN:-127.0.0.1:8080}" >>"$STATE/gateway.log" 2>&1 ) &
+  echo $! >"$STATE/gateway.pid"
+fi
+wait_until 60 gateway curl -sf "http://${SWITCHBOARD_GATEWAY_LISTEN:-127.0.0.1:8080}/healthz" \
+  || die "the gateway did not answer within 60 s; see $STATE/gateway.log"
+pid_alive topology || die "the topology exited; see $STATE/topology.log"
+say "Switchboard is up: chat at http://${SWITCHBOARD_GATEWAY_LISTEN:-127.0.0.1:8080}/ — stop everything with deploy/dev/down.sh"

@@ -31,6 +31,12 @@ pub struct GatewayConfig {
     /// How long the broker may take to acknowledge a say before the client gets an
     /// `unavailable` error (`SWITCHBOARD_GATEWAY_PRODUCE_TIMEOUT_MS`, default 5 s).
     pub produce_timeout: Duration,
+    /// Whether the `user.said` producer is idempotent (`enable.idempotence`), from
+    /// `SWITCHBOARD_KAFKA_IDEMPOTENCE=true` like every producer of the project; default off,
+    /// because tansu 0.6.0 crashes when an idempotent producer outlives a broker restart. Either
+    /// way a say is accepted only after `acks=all`, retried says are deduplicated by the gateway
+    /// and a record written twice by a client-library retry keeps its event id.
+    pub idempotent_producer: bool,
     /// How long a disconnected dialogue's state (pending says, unsent answers, the dedup window
     /// of client message ids) is kept for a resume (`SWITCHBOARD_GATEWAY_RESUME_WINDOW_SECS`,
     /// default 600 s).
@@ -148,6 +154,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             answer_timeout: Duration::from_secs(5),
             produce_timeout: Duration::from_secs(5),
+            idempotent_producer: false,
             resume_window: Duration::from_secs(600),
             reconnect_after_ms: 1000,
             hmac_secret: None,
@@ -227,6 +234,18 @@ impl GatewayConfig {
             config.produce_timeout =
                 Duration::from_millis(positive("SWITCHBOARD_GATEWAY_PRODUCE_TIMEOUT_MS", &v)? as u64);
         }
+        if let Some(v) = get("SWITCHBOARD_KAFKA_IDEMPOTENCE") {
+            config.idempotent_producer = match v.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        variable: "SWITCHBOARD_KAFKA_IDEMPOTENCE",
+                        reason: format!("{other:?}: expected true or false"),
+                    })
+                }
+            };
+        }
         if let Some(v) = get("SWITCHBOARD_GATEWAY_RESUME_WINDOW_SECS") {
             config.resume_window = Duration::from_secs(positive("SWITCHBOARD_GATEWAY_RESUME_WINDOW_SECS", &v)? as u64);
         }
@@ -300,6 +319,7 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(300));
         assert_eq!(c.answer_timeout, Duration::from_secs(5));
         assert!(c.hmac_secret.is_none());
+        assert!(!c.idempotent_producer);
         assert!(c.instance_id.starts_with("gw-"));
     }
 
@@ -313,6 +333,7 @@ mod tests {
                 ("SWITCHBOARD_GATEWAY_RATE_BURST", "3"),
                 ("SWITCHBOARD_GATEWAY_HMAC_SECRET", "s3cret-value"),
                 ("SWITCHBOARD_GATEWAY_INSTANCE_ID", "gw-a"),
+                ("SWITCHBOARD_KAFKA_IDEMPOTENCE", "true"),
             ]),
         )
         .unwrap();
@@ -320,6 +341,7 @@ mod tests {
         assert_eq!(c.answer_timeout, Duration::from_millis(1500));
         assert_eq!(c.limits.rate_burst, 3);
         assert_eq!(c.instance_id, "gw-a");
+        assert!(c.idempotent_producer);
         assert_eq!(c.hmac_secret.as_ref().map(Secret::expose), Some(&b"s3cret-value"[..]));
         assert!(!format!("{c:?}").contains("s3cret"));
 

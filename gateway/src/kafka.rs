@@ -1,4 +1,8 @@
-//! Kafka: the idempotent `user.said` producer and the `bot.said` reader.
+//! Kafka: the `user.said` producer and the `bot.said` reader.
+//!
+//! A say is accepted only once the broker acknowledged its record (`acks=all`). The producer is
+//! idempotent when [`GatewayConfig::idempotent_producer`] is set; a producer that failed fatally
+//! (an idempotent producer whose broker-side state was lost) is replaced by a new one.
 //!
 //! Every instance reads all partitions of `bot.said` from the high watermark it saw at start
 //! (no consumer group, no commits) and keeps only the events of dialogues it holds.
@@ -20,53 +24,60 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the reader looks for new partitions.
 const PARTITION_REFRESH: Duration = Duration::from_secs(30);
 
+/// An idempotent producer is replaced after a failure at most this often.
+const RECREATE_EVERY: Duration = Duration::from_secs(5);
+
+/// The real broker's producer, replaceable after a fatal error.
+pub(crate) struct KafkaPublisher {
+    producer: std::sync::RwLock<FutureProducer>,
+    client_config: rdkafka::ClientConfig,
+    topic: String,
+    timeout: Duration,
+    idempotent: bool,
+    last_recreated: std::sync::Mutex<Instant>,
+}
+
 /// Hands `UserSaid` events to the broker.
 pub(crate) enum Publisher {
     /// The real broker.
-    Kafka { producer: FutureProducer, topic: String, timeout: Duration },
+    Kafka(KafkaPublisher),
     /// In-memory, for unit tests: events go to the channel; `fail` makes every publish fail.
     #[cfg(test)]
     Memory { tx: tokio::sync::mpsc::UnboundedSender<Event>, fail: Arc<std::sync::atomic::AtomicBool> },
 }
 
 impl Publisher {
-    /// An idempotent producer for `config.user_said_topic`.
+    /// A producer for `config.user_said_topic` (`acks=all`, idempotent if configured).
     pub(crate) fn kafka(config: &GatewayConfig) -> Result<Self> {
         let timeout_ms = config.produce_timeout.as_millis().max(1).to_string();
-        let producer: FutureProducer = config
-            .kafka
-            .client_config()
+        let mut client_config = config.kafka.client_config();
+        client_config
             .set("client.id", format!("switchboard-gateway-{}", config.instance_id))
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", if config.idempotent_producer { "true" } else { "false" })
             .set("acks", "all")
             .set("message.timeout.ms", &timeout_ms)
-            .set("linger.ms", "2")
-            .create()
-            .map_err(|source| Error::Kafka { what: "creating the producer".into(), source })?;
-        Ok(Publisher::Kafka { producer, topic: config.user_said_topic.clone(), timeout: config.produce_timeout })
+            .set("linger.ms", "2");
+        let producer: FutureProducer =
+            client_config.create().map_err(|source| Error::Kafka { what: "creating the producer".into(), source })?;
+        Ok(Publisher::Kafka(KafkaPublisher {
+            producer: std::sync::RwLock::new(producer),
+            client_config,
+            topic: config.user_said_topic.clone(),
+            timeout: config.produce_timeout,
+            idempotent: config.idempotent_producer,
+            last_recreated: std::sync::Mutex::new(Instant::now()),
+        }))
     }
 
     /// Produces the event (key = dialogue id) and waits for the broker's acknowledgement.
     pub(crate) async fn publish(&self, event: &Event, metrics: &Metrics) -> Result<(), String> {
         match self {
-            Publisher::Kafka { producer, topic, timeout } => {
-                let payload = encode(event);
-                let started = Instant::now();
-                let record = FutureRecord::to(topic).key(&event.dialogue_id).payload(&payload);
-                let delivery = match producer.send_result(record) {
-                    Ok(delivery) => delivery,
-                    Err((e, _)) => return Err(e.to_string()),
-                };
-                // librdkafka gives up after message.timeout.ms; the outer bound is a safety net.
-                match tokio::time::timeout(*timeout + Duration::from_secs(1), delivery).await {
-                    Ok(Ok(Ok(_))) => {
-                        metrics.produce_latency.observe(started.elapsed().as_secs_f64());
-                        Ok(())
-                    }
-                    Ok(Ok(Err((e, _)))) => Err(e.to_string()),
-                    Ok(Err(_)) => Err("producer dropped the message".into()),
-                    Err(_) => Err("no acknowledgement in time".into()),
+            Publisher::Kafka(kafka) => {
+                let result = kafka.send(event, metrics).await;
+                if result.is_err() {
+                    kafka.recover();
                 }
+                result
             }
             #[cfg(test)]
             Publisher::Memory { tx, fail } => {
@@ -81,8 +92,8 @@ impl Publisher {
     /// Waits (bounded) for in-flight messages to be acknowledged.
     pub(crate) async fn flush(&self) {
         match self {
-            Publisher::Kafka { producer, .. } => {
-                let producer = producer.clone();
+            Publisher::Kafka(kafka) => {
+                let producer = kafka.current();
                 let _ = tokio::task::spawn_blocking(move || {
                     use rdkafka::producer::Producer;
                     if let Err(e) = producer.flush(Duration::from_secs(5)) {
@@ -93,6 +104,58 @@ impl Publisher {
             }
             #[cfg(test)]
             Publisher::Memory { .. } => {}
+        }
+    }
+}
+
+impl KafkaPublisher {
+    fn current(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn send(&self, event: &Event, metrics: &Metrics) -> Result<(), String> {
+        let producer = self.current();
+        let payload = encode(event);
+        let started = Instant::now();
+        let record = FutureRecord::to(&self.topic).key(&event.dialogue_id).payload(&payload);
+        let delivery = match producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((e, _)) => return Err(e.to_string()),
+        };
+        // librdkafka gives up after message.timeout.ms; the outer bound is a safety net.
+        match tokio::time::timeout(self.timeout + Duration::from_secs(1), delivery).await {
+            Ok(Ok(Ok(_))) => {
+                metrics.produce_latency.observe(started.elapsed().as_secs_f64());
+                Ok(())
+            }
+            Ok(Ok(Err((e, _)))) => Err(e.to_string()),
+            Ok(Err(_)) => Err("producer dropped the message".into()),
+            Err(_) => Err("no acknowledgement in time".into()),
+        }
+    }
+
+    /// After a failed send: replaces a producer that failed fatally, or (idempotent producers,
+    /// at most every few seconds) one that may have lost its broker-side state in a broker
+    /// restart and would fail every later send.
+    fn recover(&self) {
+        use rdkafka::producer::Producer;
+        let fatal = self.current().client().fatal_error();
+        if fatal.is_none() && !self.idempotent {
+            return;
+        }
+        {
+            let mut last = self.last_recreated.lock().unwrap_or_else(|p| p.into_inner());
+            if fatal.is_none() && last.elapsed() < RECREATE_EVERY {
+                return;
+            }
+            *last = Instant::now();
+        }
+        match self.client_config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                tracing::warn!(fatal = ?fatal.map(|(code, _)| code), "user.said producer replaced after an error");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot recreate the user.said producer"),
         }
     }
 }

@@ -82,7 +82,10 @@ async fn rig(tune: impl FnOnce(&mut GatewayConfig)) -> Rig {
     said.assign(&tpl).expect("assign");
     let producer: FutureProducer = settings
         .client_config()
-        .set("enable.idempotence", "true")
+        // Not idempotent: tansu 0.6.0 crashes when an idempotent producer outlives a broker
+        // restart (see sinks/src/kafka.rs), and other suites restart the shared dev broker.
+        .set("enable.idempotence", "false")
+        .set("acks", "all")
         .set("message.timeout.ms", "20000")
         .create()
         .expect("producer");

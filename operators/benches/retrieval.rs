@@ -30,7 +30,13 @@ fn index_of(vectors: usize, rng: &mut StdRng) -> ExactIndex {
         let entry = row / QUESTIONS_PER_ENTRY;
         let intent = format!("intent_{:02}", entry % INTENTS);
         builder
-            .push(Locale::ZhCn, &intent, entry, row % QUESTIONS_PER_ENTRY, &random_unit(rng))
+            .push(
+                Locale::ZhCn,
+                &intent,
+                entry,
+                row % QUESTIONS_PER_ENTRY,
+                &random_unit(rng),
+            )
             .expect("push");
     }
     builder.build().expect("build")
@@ -40,15 +46,24 @@ fn search(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(42);
     let queries: Vec<Vec<f32>> = (0..64).map(|_| random_unit(&mut rng)).collect();
     let mut group = c.benchmark_group("exact_index_search");
-    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     for vectors in [1_000usize, 10_000, 100_000] {
         let index = index_of(vectors, &mut rng);
         let filters = [
-            ("one_intent_of_40", Filter::intent(Locale::ZhCn, "intent_07")),
+            (
+                "one_intent_of_40",
+                Filter::intent(Locale::ZhCn, "intent_07"),
+            ),
             ("whole_locale", Filter::locale(Locale::ZhCn)),
         ];
         for (label, filter) in filters {
-            let scanned = if filter.intent.is_some() { vectors / INTENTS } else { vectors };
+            let scanned = if filter.intent.is_some() {
+                vectors / INTENTS
+            } else {
+                vectors
+            };
             group.throughput(Throughput::Elements(scanned as u64));
             let mut q = 0;
             group.bench_with_input(BenchmarkId::new(label, vectors), &filter, |b, filter| {

@@ -144,7 +144,13 @@ pub fn sanitize_slot_value(value: &str) -> String {
         .chars()
         .filter(|&c| !c.is_control() && c != '{' && c != '}' && !is_invisible_format(c))
         .collect();
-    cleaned.trim().chars().take(MAX_SLOT_CHARS).collect::<String>().trim_end().to_owned()
+    cleaned
+        .trim()
+        .chars()
+        .take(MAX_SLOT_CHARS)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }
 
 /// Zero-width and bidi formatting characters that could disguise text.
@@ -167,7 +173,10 @@ pub fn render(template: &str, slots: &BTreeMap<String, String>) -> Result<String
         match segment {
             Segment::Text(text) => out.push_str(text),
             Segment::Slot(name) => {
-                let value = slots.get(*name).map(|v| sanitize_slot_value(v)).unwrap_or_default();
+                let value = slots
+                    .get(*name)
+                    .map(|v| sanitize_slot_value(v))
+                    .unwrap_or_default();
                 if value.is_empty() {
                     missing.push((*name).to_owned());
                 } else {
@@ -193,9 +202,7 @@ pub fn ask_for_slot(slot: &str, locale: Locale) -> String {
     match (slot, locale) {
         ("order_id", Locale::ZhCn) => "请提供您的订单号（8–12 位数字）。".into(),
         ("order_id", Locale::En) => "Could you give me your order number (8–12 digits)?".into(),
-        ("tracking_no", Locale::ZhCn) => {
-            "请提供快递单号（字母加数字，例如 SF1234567890）。".into()
-        }
+        ("tracking_no", Locale::ZhCn) => "请提供快递单号（字母加数字，例如 SF1234567890）。".into(),
         ("tracking_no", Locale::En) => {
             "Could you give me the tracking number (letters and digits, e.g. SF1234567890)?".into()
         }
@@ -205,7 +212,10 @@ pub fn ask_for_slot(slot: &str, locale: Locale) -> String {
         ("date", Locale::En) => "Which date is this about (e.g. 2026-11-24)?".into(),
         (other, Locale::ZhCn) => format!("请补充以下信息：{}。", sanitize_slot_value(other)),
         (other, Locale::En) => {
-            format!("Could you tell me the {}?", sanitize_slot_value(&other.replace('_', " ")))
+            format!(
+                "Could you tell me the {}?",
+                sanitize_slot_value(&other.replace('_', " "))
+            )
         }
     }
 }
@@ -314,8 +324,13 @@ fn valid_month_day(month: &str, day: &str) -> Option<(u32, u32)> {
 
 fn month_number(name: &str) -> Option<u32> {
     let n = name.to_ascii_lowercase();
-    let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-    months.iter().position(|m| n.starts_with(m)).map(|i| i as u32 + 1)
+    let months = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    months
+        .iter()
+        .position(|m| n.starts_with(m))
+        .map(|i| i as u32 + 1)
 }
 
 /// Normalises full-width digits, letters and common full-width signs to ASCII, keeping byte
@@ -385,7 +400,8 @@ pub fn extract_slots(text: &str) -> BTreeMap<String, String> {
             let len = m.as_str().len();
             if (8..=12).contains(&len)
                 && !claimed.overlaps(m.start(), m.end())
-                && !char_before(text, m.start()).is_some_and(|c| c.is_ascii_alphabetic() || c == '.')
+                && !char_before(text, m.start())
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '.')
                 && !char_after(text, m.end()).is_some_and(|c| c == '.' || c == ',')
                 && !looks_like_mobile(m.as_str())
             {
@@ -400,7 +416,8 @@ pub fn extract_slots(text: &str) -> BTreeMap<String, String> {
 
 fn extract_date(text: &str, slots: &mut BTreeMap<String, String>, claimed: &mut Claimed) {
     for caps in DATE_YMD.captures_iter(text) {
-        let (Some(all), Some(y), Some(m), Some(d)) = (caps.get(0), caps.get(1), caps.get(2), caps.get(3))
+        let (Some(all), Some(y), Some(m), Some(d)) =
+            (caps.get(0), caps.get(1), caps.get(2), caps.get(3))
         else {
             continue;
         };
@@ -465,7 +482,11 @@ fn extract_amount(text: &str, slots: &mut BTreeMap<String, String>, claimed: &mu
         } else {
             "¥"
         };
-        found = Some((all.start(), all.end(), format!("{symbol}{}{frac}", int.as_str())));
+        found = Some((
+            all.start(),
+            all.end(),
+            format!("{symbol}{}{frac}", int.as_str()),
+        ));
         break;
     }
     for caps in AMOUNT_SUFFIX.captures_iter(text) {
@@ -484,8 +505,16 @@ fn extract_amount(text: &str, slots: &mut BTreeMap<String, String>, claimed: &mu
         }
         let frac = caps.get(2).map_or("", |f| f.as_str());
         let u = unit.as_str().to_ascii_lowercase();
-        let symbol = if u.starts_with("dollar") || u == "bucks" || u == "usd" { "$" } else { "¥" };
-        found = Some((all.start(), all.end(), format!("{symbol}{}{frac}", int.as_str())));
+        let symbol = if u.starts_with("dollar") || u == "bucks" || u == "usd" {
+            "$"
+        } else {
+            "¥"
+        };
+        found = Some((
+            all.start(),
+            all.end(),
+            format!("{symbol}{}{frac}", int.as_str()),
+        ));
         break;
     }
     if let Some((start, end, value)) = found {
@@ -499,7 +528,10 @@ mod tests {
     use super::*;
 
     fn slots(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -507,10 +539,19 @@ mod tests {
         let segs = parse_template("a {x} b {{literal}} {y_2}").unwrap();
         let slots: Vec<_> = segs
             .iter()
-            .filter_map(|s| if let Segment::Slot(n) = s { Some(*n) } else { None })
+            .filter_map(|s| {
+                if let Segment::Slot(n) = s {
+                    Some(*n)
+                } else {
+                    None
+                }
+            })
             .collect();
         assert_eq!(slots, ["x", "y_2"]);
-        let r = render("a {x} b {{literal}} {y_2}", &self::slots(&[("x", "1"), ("y_2", "2")]));
+        let r = render(
+            "a {x} b {{literal}} {y_2}",
+            &self::slots(&[("x", "1"), ("y_2", "2")]),
+        );
         assert_eq!(r.unwrap(), "a 1 b {literal} 2");
         assert_eq!(render("无占位符", &BTreeMap::new()).unwrap(), "无占位符");
         assert_eq!(render("{{}}", &BTreeMap::new()).unwrap(), "{}");
@@ -518,12 +559,30 @@ mod tests {
 
     #[test]
     fn rejects_malformed_templates() {
-        assert_eq!(parse_template("a {x b"), Err(TemplateError::UnclosedBrace(2)));
-        assert_eq!(parse_template("a {x {y} b"), Err(TemplateError::UnclosedBrace(2)));
-        assert_eq!(parse_template("a } b"), Err(TemplateError::StrayClosingBrace(2)));
-        assert_eq!(parse_template("{}"), Err(TemplateError::InvalidSlotName(String::new())));
-        assert!(matches!(parse_template("{订单}"), Err(TemplateError::InvalidSlotName(_))));
-        assert!(matches!(parse_template("{1x}"), Err(TemplateError::InvalidSlotName(_))));
+        assert_eq!(
+            parse_template("a {x b"),
+            Err(TemplateError::UnclosedBrace(2))
+        );
+        assert_eq!(
+            parse_template("a {x {y} b"),
+            Err(TemplateError::UnclosedBrace(2))
+        );
+        assert_eq!(
+            parse_template("a } b"),
+            Err(TemplateError::StrayClosingBrace(2))
+        );
+        assert_eq!(
+            parse_template("{}"),
+            Err(TemplateError::InvalidSlotName(String::new()))
+        );
+        assert!(matches!(
+            parse_template("{订单}"),
+            Err(TemplateError::InvalidSlotName(_))
+        ));
+        assert!(matches!(
+            parse_template("{1x}"),
+            Err(TemplateError::InvalidSlotName(_))
+        ));
         assert!(matches!(
             render("a {x b", &BTreeMap::new()),
             Err(RenderError::Template(TemplateError::UnclosedBrace(2)))
@@ -537,7 +596,10 @@ mod tests {
 
     #[test]
     fn sanitises_values() {
-        assert_eq!(sanitize_slot_value("  12{3}\n\u{202E}4\u{200B}5\t "), "12345");
+        assert_eq!(
+            sanitize_slot_value("  12{3}\n\u{202E}4\u{200B}5\t "),
+            "12345"
+        );
         let long = "x".repeat(200);
         assert_eq!(sanitize_slot_value(&long).chars().count(), MAX_SLOT_CHARS);
         assert_eq!(sanitize_slot_value("订单{order_id}"), "订单order_id");
@@ -545,16 +607,24 @@ mod tests {
 
     #[test]
     fn reports_all_missing_slots_sorted() {
-        let err = render("{order_id} {amount} {order_id}", &slots(&[("amount", "\u{7}")]));
+        let err = render(
+            "{order_id} {amount} {order_id}",
+            &slots(&[("amount", "\u{7}")]),
+        );
         assert_eq!(
             err,
-            Err(RenderError::MissingSlots(vec!["amount".into(), "order_id".into()]))
+            Err(RenderError::MissingSlots(vec![
+                "amount".into(),
+                "order_id".into()
+            ]))
         );
     }
 
     #[test]
     fn extracts_chinese_slots() {
-        let s = extract_slots("我的订单号是2024113051，快递单号SF1234567890，退款199元，11月24日下的单");
+        let s = extract_slots(
+            "我的订单号是2024113051，快递单号SF1234567890，退款199元，11月24日下的单",
+        );
         assert_eq!(s["order_id"], "2024113051");
         assert_eq!(s["tracking_no"], "SF1234567890");
         assert_eq!(s["amount"], "¥199");
@@ -563,7 +633,9 @@ mod tests {
 
     #[test]
     fn extracts_english_slots() {
-        let s = extract_slots("Order #12345678 was charged $20.5 on 2026-11-24, tracking YT12345678901234");
+        let s = extract_slots(
+            "Order #12345678 was charged $20.5 on 2026-11-24, tracking YT12345678901234",
+        );
         assert_eq!(s["order_id"], "12345678");
         assert_eq!(s["amount"], "$20.5");
         assert_eq!(s["date"], "2026-11-24");

@@ -11,7 +11,9 @@ use switchboard_operators::retrieval::{kb, Retriever, RetrieverConfig, Snapshot}
 use switchboard_schemas::Locale;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/kb").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/kb")
+        .join(name)
 }
 
 struct EvalLine {
@@ -21,8 +23,12 @@ struct EvalLine {
 }
 
 fn eval_lines(path: &Path, locale: Locale) -> Vec<EvalLine> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (the demo evaluation set must exist)", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the demo evaluation set must exist)",
+            path.display()
+        )
+    });
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
@@ -35,8 +41,18 @@ fn eval_lines(path: &Path, locale: Locale) -> Vec<EvalLine> {
                     .unwrap_or_else(|| panic!("{}:{}: no `{name}`", path.display(), i + 1))
                     .to_owned()
             };
-            assert_eq!(field("locale"), locale.as_str(), "{}:{}", path.display(), i + 1);
-            EvalLine { question: field("question"), intent: field("intent"), expected_id: field("expected_id") }
+            assert_eq!(
+                field("locale"),
+                locale.as_str(),
+                "{}:{}",
+                path.display(),
+                i + 1
+            );
+            EvalLine {
+                question: field("question"),
+                intent: field("intent"),
+                expected_id: field("expected_id"),
+            }
         })
         .collect()
 }
@@ -58,14 +74,21 @@ fn evaluate(locale: Locale, model: &str, kb_file: &str, eval_file: &str) -> Figu
     let snapshot = Snapshot::build(entries, |l| (l == locale).then_some(&encoder))
         .unwrap_or_else(|e| panic!("{e}"));
     let retriever = Retriever::new(snapshot.clone(), RetrieverConfig::default()).expect("index");
-    let vector_only =
-        Retriever::new(snapshot, RetrieverConfig { vector_weight: 1.0, ..Default::default() })
-            .expect("index");
+    let vector_only = Retriever::new(
+        snapshot,
+        RetrieverConfig {
+            vector_weight: 1.0,
+            ..Default::default()
+        },
+    )
+    .expect("index");
 
     let lines = eval_lines(&data(eval_file), locale);
     assert!(!lines.is_empty(), "{eval_file} is empty");
     let questions: Vec<&str> = lines.iter().map(|l| l.question.as_str()).collect();
-    let vectors = encoder.embed(&questions).expect("embed evaluation questions");
+    let vectors = encoder
+        .embed(&questions)
+        .expect("embed evaluation questions");
     let (mut hit1, mut hit3, mut vhit1, mut accepted) = (0, 0, 0, 0);
     for (line, vector) in lines.iter().zip(&vectors) {
         let ranked = retriever.rank(locale, Some(&line.intent), &line.question, vector, 3);
@@ -78,7 +101,10 @@ fn evaluate(locale: Locale, model: &str, kb_file: &str, eval_file: &str) -> Figu
                 line.question,
                 line.expected_id,
                 ids,
-                ranked.iter().map(|r| (r.vector_score, r.lexical_score)).collect::<Vec<_>>()
+                ranked
+                    .iter()
+                    .map(|r| (r.vector_score, r.lexical_score))
+                    .collect::<Vec<_>>()
             );
         }
         if ids.contains(&line.expected_id.as_str()) {
@@ -88,13 +114,22 @@ fn evaluate(locale: Locale, model: &str, kb_file: &str, eval_file: &str) -> Figu
         if v.first().is_some_and(|r| r.entry.id == line.expected_id) {
             vhit1 += 1;
         }
-        if retriever.retrieve(locale, Some(&line.intent), &line.question, vector).is_some() {
+        if retriever
+            .retrieve(locale, Some(&line.intent), &line.question, vector)
+            .is_some()
+        {
             accepted += 1;
         }
     }
     let n = lines.len();
     let rate = |k: usize| k as f64 / n as f64;
-    Figures { n, hit1: rate(hit1), hit3: rate(hit3), vector_hit1: rate(vhit1), accepted: rate(accepted) }
+    Figures {
+        n,
+        hit1: rate(hit1),
+        hit3: rate(hit3),
+        vector_hit1: rate(vhit1),
+        accepted: rate(accepted),
+    }
 }
 
 fn report(label: &str, f: &Figures) {
@@ -113,7 +148,12 @@ fn m3e_small_on_the_chinese_demo_kb_has_hit_at_3_of_at_least_0_8() {
 
 #[test]
 fn minilm_on_the_english_demo_kb_has_hit_at_3_of_at_least_0_8() {
-    let f = evaluate(Locale::En, "all-minilm-l6-v2", "kb.en.jsonl", "eval.en.jsonl");
+    let f = evaluate(
+        Locale::En,
+        "all-minilm-l6-v2",
+        "kb.en.jsonl",
+        "eval.en.jsonl",
+    );
     report("en all-minilm-l6-v2", &f);
     assert!(f.hit3 >= 0.8, "hit@3 {:.3} < 0.8", f.hit3);
 }

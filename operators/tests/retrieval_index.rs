@@ -24,10 +24,20 @@ fn corpus(seed: u64, entries: usize, dim: usize) -> Vec<Row> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut rows = Vec::new();
     for entry in 0..entries {
-        let locale = if entry % 3 == 0 { Locale::En } else { Locale::ZhCn };
+        let locale = if entry % 3 == 0 {
+            Locale::En
+        } else {
+            Locale::ZhCn
+        };
         let intent = format!("intent_{}", entry % 7);
         for question in 0..(1 + entry % 4) {
-            rows.push(Row { locale, intent: intent.clone(), entry, question, vector: random_unit(&mut rng, dim) });
+            rows.push(Row {
+                locale,
+                intent: intent.clone(),
+                entry,
+                question,
+                vector: random_unit(&mut rng, dim),
+            });
         }
     }
     rows
@@ -36,7 +46,8 @@ fn corpus(seed: u64, entries: usize, dim: usize) -> Vec<Row> {
 fn build<'a>(rows: impl IntoIterator<Item = &'a Row>) -> ExactIndex {
     let mut b = ExactIndexBuilder::new();
     for r in rows {
-        b.push(r.locale, &r.intent, r.entry, r.question, &r.vector).expect("push");
+        b.push(r.locale, &r.intent, r.entry, r.question, &r.vector)
+            .expect("push");
     }
     b.build().expect("build")
 }
@@ -44,8 +55,15 @@ fn build<'a>(rows: impl IntoIterator<Item = &'a Row>) -> ExactIndex {
 /// Brute force: best question per entry in f64, sorted by score then entry.
 fn brute_force(rows: &[Row], query: &[f32], filter: &Filter, k: usize) -> Vec<(usize, usize, f64)> {
     let mut best: std::collections::BTreeMap<usize, (usize, f64)> = Default::default();
-    for r in rows.iter().filter(|r| r.locale == filter.locale && filter.intent.as_ref().is_none_or(|i| *i == r.intent)) {
-        let s: f64 = r.vector.iter().zip(query).map(|(a, b)| *a as f64 * *b as f64).sum();
+    for r in rows.iter().filter(|r| {
+        r.locale == filter.locale && filter.intent.as_ref().is_none_or(|i| *i == r.intent)
+    }) {
+        let s: f64 = r
+            .vector
+            .iter()
+            .zip(query)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum();
         let e = best.entry(r.entry).or_insert((r.question, s));
         if s > e.1 {
             *e = (r.question, s);
@@ -66,13 +84,25 @@ fn agrees_with_brute_force() {
     let mut rng = StdRng::seed_from_u64(99);
     for trial in 0..20 {
         let query = random_unit(&mut rng, dim);
-        let locale = if trial % 2 == 0 { Locale::ZhCn } else { Locale::En };
-        let filter = if trial % 4 < 2 { Filter::locale(locale) } else { Filter::intent(locale, format!("intent_{}", trial % 7)) };
+        let locale = if trial % 2 == 0 {
+            Locale::ZhCn
+        } else {
+            Locale::En
+        };
+        let filter = if trial % 4 < 2 {
+            Filter::locale(locale)
+        } else {
+            Filter::intent(locale, format!("intent_{}", trial % 7))
+        };
         let got = index.search(&query, &filter, 10);
         let want = brute_force(&rows, &query, &filter, 10);
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
-            assert_eq!((g.entry_index, g.question_index), (w.0, w.1), "trial {trial}");
+            assert_eq!(
+                (g.entry_index, g.question_index),
+                (w.0, w.1),
+                "trial {trial}"
+            );
             assert!((g.score as f64 - w.2).abs() < 1e-5);
         }
     }
@@ -87,11 +117,18 @@ fn is_deterministic_whatever_the_insertion_order() {
     let mut rng = StdRng::seed_from_u64(5);
     for _ in 0..10 {
         let query = random_unit(&mut rng, dim);
-        for filter in [Filter::locale(Locale::ZhCn), Filter::intent(Locale::En, "intent_3")] {
+        for filter in [
+            Filter::locale(Locale::ZhCn),
+            Filter::intent(Locale::En, "intent_3"),
+        ] {
             let a = forward.search(&query, &filter, 25);
             let b = backward.search(&query, &filter, 25);
             let c = forward.search(&query, &filter, 25);
-            let bits = |hits: &[Hit]| hits.iter().map(|h| (h.entry_index, h.question_index, h.score.to_bits())).collect::<Vec<_>>();
+            let bits = |hits: &[Hit]| {
+                hits.iter()
+                    .map(|h| (h.entry_index, h.question_index, h.score.to_bits()))
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(bits(&a), bits(&b));
             assert_eq!(bits(&a), bits(&c));
         }
@@ -109,13 +146,24 @@ fn ties_break_by_entry_then_question() {
     b.push(Locale::ZhCn, "other", 1, 4, &v).unwrap();
     let index = b.build().unwrap();
     let hits = index.search(&v, &Filter::locale(Locale::ZhCn), 10);
-    let order: Vec<(usize, usize)> = hits.iter().map(|h| (h.entry_index, h.question_index)).collect();
+    let order: Vec<(usize, usize)> = hits
+        .iter()
+        .map(|h| (h.entry_index, h.question_index))
+        .collect();
     assert_eq!(order, [(1, 4), (2, 1), (5, 0), (9, 0)]);
     assert!(hits.windows(2).all(|w| w[0].score == w[1].score));
     // k cuts after the tie order.
-    let top2: Vec<usize> = index.search(&v, &Filter::locale(Locale::ZhCn), 2).iter().map(|h| h.entry_index).collect();
+    let top2: Vec<usize> = index
+        .search(&v, &Filter::locale(Locale::ZhCn), 2)
+        .iter()
+        .map(|h| h.entry_index)
+        .collect();
     assert_eq!(top2, [1, 2]);
-    let same: Vec<usize> = index.search(&v, &Filter::intent(Locale::ZhCn, "same"), 10).iter().map(|h| h.entry_index).collect();
+    let same: Vec<usize> = index
+        .search(&v, &Filter::intent(Locale::ZhCn, "same"), 10)
+        .iter()
+        .map(|h| h.entry_index)
+        .collect();
     assert_eq!(same, [2, 5, 9]);
 }
 
@@ -130,10 +178,19 @@ fn works_behind_a_trait_object() {
     let handles: Vec<_> = (0..2)
         .map(|_| {
             let shared = shared.clone();
-            std::thread::spawn(move || shared.search(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], &Filter::locale(Locale::ZhCn), 3))
+            std::thread::spawn(move || {
+                shared.search(
+                    &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                    &Filter::locale(Locale::ZhCn),
+                    3,
+                )
+            })
         })
         .collect();
-    let results: Vec<Vec<Hit>> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
+    let results: Vec<Vec<Hit>> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
     assert_eq!(results[0], results[1]);
     assert_eq!(results[0].len(), 3);
 }

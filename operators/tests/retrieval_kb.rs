@@ -16,7 +16,10 @@ impl TempDir {
         let dir = std::env::temp_dir().join(format!(
             "switchboard-kb-{name}-{}-{:?}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
         ));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -39,7 +42,9 @@ fn invalid(result: Result<impl std::fmt::Debug, KbError>) -> (Vec<KbProblem>, us
     match result {
         Err(e @ KbError::Invalid { .. }) => {
             let shown = e.to_string();
-            let KbError::Invalid { problems, total } = e else { unreachable!() };
+            let KbError::Invalid { problems, total } = e else {
+                unreachable!()
+            };
             (problems, total, shown)
         }
         other => panic!("expected KbError::Invalid, got {other:?}"),
@@ -89,7 +94,10 @@ fn yaml_and_jsonl_give_the_same_entries() {
     assert!(from_jsonl[1].slots.is_empty());
     // A .json file with one JSON array is accepted too.
     let array = format!("[{}]", JSONL.trim().lines().collect::<Vec<_>>().join(",\n"));
-    assert_eq!(parse_kb_file(dir.write("kb.json", &array)).expect("json array"), from_jsonl);
+    assert_eq!(
+        parse_kb_file(dir.write("kb.json", &array)).expect("json array"),
+        from_jsonl
+    );
 }
 
 #[test]
@@ -124,27 +132,47 @@ fn jsonl_problems_name_file_and_line_and_are_all_collected() {
     let (problems, total, shown) = invalid(parse_kb_file(&path));
     assert_eq!(total, problems.len());
     let at = |line: usize| -> Vec<&ProblemKind> {
-        problems.iter().filter(|p| p.location.line == Some(line)).map(|p| &p.kind).collect()
+        problems
+            .iter()
+            .filter(|p| p.location.line == Some(line))
+            .map(|p| &p.kind)
+            .collect()
     };
-    assert!(problems.iter().all(|p| p.location.path == path), "every problem names the file");
-    assert!(matches!(at(3)[..], [ProblemKind::DuplicateId { ref id, ref first }] if id == "a" && first.line == Some(1)));
+    assert!(
+        problems.iter().all(|p| p.location.path == path),
+        "every problem names the file"
+    );
+    assert!(
+        matches!(at(3)[..], [ProblemKind::DuplicateId { ref id, ref first }] if id == "a" && first.line == Some(1))
+    );
     assert!(at(4).contains(&&ProblemKind::EmptyQuestions));
     assert!(at(4).contains(&&ProblemKind::UnknownLocale("fr".into())));
     assert!(at(5).contains(&&ProblemKind::UndeclaredSlot("order_id".into())));
     assert!(at(5).contains(&&ProblemKind::UnusedSlot("amount".into())));
     assert!(matches!(at(6)[..], [ProblemKind::BadTemplate(_)]));
     assert_eq!(at(7), [&ProblemKind::EmptyAnswer]);
-    assert!(matches!(at(8)[..], [ProblemKind::TooLong { ref field, chars }] if field == "answer" && *chars == MAX_TEXT_CHARS + 1));
+    assert!(
+        matches!(at(8)[..], [ProblemKind::TooLong { ref field, chars }] if field == "answer" && *chars == MAX_TEXT_CHARS + 1)
+    );
     assert!(matches!(at(9)[..], [ProblemKind::Syntax(_)]));
     assert!(matches!(at(10)[..], [ProblemKind::Syntax(ref m)] if m.contains("intent")));
     assert!(matches!(at(11)[..], [ProblemKind::BadTemplate(_)]));
     assert!(at(1).is_empty());
     // Problems come in line order, and the message names the file and line.
     let lines_seen: Vec<usize> = problems.iter().filter_map(|p| p.location.line).collect();
-    assert!(lines_seen.windows(2).all(|w| w[0] <= w[1]), "{lines_seen:?}");
+    assert!(
+        lines_seen.windows(2).all(|w| w[0] <= w[1]),
+        "{lines_seen:?}"
+    );
     let file = path.display().to_string();
-    assert!(shown.contains(&format!("{file}:3 (entry #2) [a]: duplicate id `a`")), "{shown}");
-    assert!(shown.contains(&format!("{file}:4 (entry #3) [b]: unknown locale `fr`")), "{shown}");
+    assert!(
+        shown.contains(&format!("{file}:3 (entry #2) [a]: duplicate id `a`")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("{file}:4 (entry #3) [b]: unknown locale `fr`")),
+        "{shown}"
+    );
     assert!(shown.contains(&format!("{file}:9")), "{shown}");
 }
 
@@ -173,18 +201,34 @@ fn yaml_problems_name_the_item_line() {
     let path = dir.write("kb.yaml", text);
     let (problems, _, shown) = invalid(parse_kb_file(&path));
     let at = |line: usize| -> Vec<&ProblemKind> {
-        problems.iter().filter(|p| p.location.line == Some(line)).map(|p| &p.kind).collect()
+        problems
+            .iter()
+            .filter(|p| p.location.line == Some(line))
+            .map(|p| &p.kind)
+            .collect()
     };
     assert!(matches!(at(7)[0], ProblemKind::DuplicateId { .. }));
     assert!(at(7).contains(&&ProblemKind::UnknownLocale("de".into())));
     assert!(at(7).contains(&&ProblemKind::EmptyQuestions));
     assert!(at(7).contains(&&ProblemKind::UndeclaredSlot("amount".into())));
     assert!(matches!(at(12)[..], [ProblemKind::Syntax(ref m)] if m.contains("extra")));
-    assert_eq!(problems.iter().find(|p| p.location.line == Some(12)).and_then(|p| p.location.entry), Some(2));
-    assert!(shown.contains(&format!("{}:7 (entry #2) [a]", path.display())), "{shown}");
+    assert_eq!(
+        problems
+            .iter()
+            .find(|p| p.location.line == Some(12))
+            .and_then(|p| p.location.entry),
+        Some(2)
+    );
+    assert!(
+        shown.contains(&format!("{}:7 (entry #2) [a]", path.display())),
+        "{shown}"
+    );
 
     // A YAML syntax error reports its line.
-    let path = dir.write("syntax.yml", "- id: a\n  questions: [unclosed\n  answer: x\n");
+    let path = dir.write(
+        "syntax.yml",
+        "- id: a\n  questions: [unclosed\n  answer: x\n",
+    );
     let (problems, _, _) = invalid(parse_kb_file(&path));
     assert_eq!(problems.len(), 1);
     assert!(matches!(problems[0].kind, ProblemKind::Syntax(_)));
@@ -198,25 +242,46 @@ fn duplicate_ids_are_caught_across_files() {
     let b = dir.write("b.yaml", YAML);
     let (problems, total, _) = invalid(load_kb(&[&a, &b]));
     assert_eq!(total, 3);
-    assert!(problems.iter().all(|p| p.location.path == b && matches!(p.kind, ProblemKind::DuplicateId { .. })));
-    let ProblemKind::DuplicateId { first, .. } = &problems[0].kind else { unreachable!() };
+    assert!(problems
+        .iter()
+        .all(|p| p.location.path == b && matches!(p.kind, ProblemKind::DuplicateId { .. })));
+    let ProblemKind::DuplicateId { first, .. } = &problems[0].kind else {
+        unreachable!()
+    };
     assert_eq!((first.path.clone(), first.line), (a, Some(1)));
 }
 
 #[test]
 fn unreadable_and_unknown_files_are_typed_errors() {
     let dir = TempDir::new("io");
-    assert!(matches!(parse_kb_file(dir.0.join("missing.jsonl")), Err(KbError::Io { .. })));
-    assert!(matches!(parse_kb_file(dir.write("kb.txt", JSONL)), Err(KbError::UnsupportedFormat { .. })));
+    assert!(matches!(
+        parse_kb_file(dir.0.join("missing.jsonl")),
+        Err(KbError::Io { .. })
+    ));
+    assert!(matches!(
+        parse_kb_file(dir.write("kb.txt", JSONL)),
+        Err(KbError::UnsupportedFormat { .. })
+    ));
     // An empty file is an empty knowledge base.
-    assert_eq!(parse_kb_file(dir.write("empty.jsonl", "\n\n")).expect("empty").len(), 0);
-    assert_eq!(parse_kb_file(dir.write("empty.yaml", "")).expect("empty").len(), 0);
+    assert_eq!(
+        parse_kb_file(dir.write("empty.jsonl", "\n\n"))
+            .expect("empty")
+            .len(),
+        0
+    );
+    assert_eq!(
+        parse_kb_file(dir.write("empty.yaml", ""))
+            .expect("empty")
+            .len(),
+        0
+    );
 }
 
 #[test]
 fn the_demo_knowledge_base_is_valid() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kb");
-    let entries = load_kb(&[root.join("kb.zh.jsonl"), root.join("kb.en.jsonl")]).unwrap_or_else(|e| panic!("{e}"));
+    let entries = load_kb(&[root.join("kb.zh.jsonl"), root.join("kb.en.jsonl")])
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(entries.iter().any(|e| e.locale == Locale::ZhCn));
     assert!(entries.iter().any(|e| e.locale == Locale::En));
 }

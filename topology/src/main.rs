@@ -28,6 +28,12 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// WebSocket edge: chat page at /, WebSocket at /ws, metrics at /metrics.
+    Gateway {
+        /// Address to listen on (default 127.0.0.1:8080, or SWITCHBOARD_GATEWAY_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run one process of a timely cluster (hosts file: one host:port a line).
     Submit {
         /// Hosts file.
@@ -222,6 +228,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { workers, config } => {
             commands::run_topology(switchboard_topology::run::Layout::Process(workers), config.as_deref(), &runtime()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gateway { listen } => {
+            let mut config = switchboard_gateway::GatewayConfig::from_env().map_err(|e| anyhow!(BadInput(e.to_string())))?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let rt = runtime()?;
+            rt.block_on(switchboard_gateway::serve(config, async {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit { hosts, process, workers, config } => {

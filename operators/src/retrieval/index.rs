@@ -28,12 +28,18 @@ pub struct Filter {
 impl Filter {
     /// All entries of `locale`.
     pub fn locale(locale: Locale) -> Filter {
-        Filter { locale, intent: None }
+        Filter {
+            locale,
+            intent: None,
+        }
     }
 
     /// The entries of `locale` with `intent`.
     pub fn intent(locale: Locale, intent: impl Into<String>) -> Filter {
-        Filter { locale, intent: Some(intent.into()) }
+        Filter {
+            locale,
+            intent: Some(intent.into()),
+        }
     }
 }
 
@@ -147,14 +153,23 @@ impl ExactIndexBuilder {
         }
         let expected = *self.dims.entry(locale).or_insert(vector.len());
         if expected != vector.len() {
-            return Err(IndexError::DimensionMismatch { locale, expected, got: vector.len() });
+            return Err(IndexError::DimensionMismatch {
+                locale,
+                expected,
+                got: vector.len(),
+            });
         }
         let e = u32::try_from(entry_index).map_err(|_| IndexError::TooLarge(entry_index))?;
         let q = u32::try_from(question_index).map_err(|_| IndexError::TooLarge(question_index))?;
         let next = self.partitions.len();
         let p = *self.keys.entry((locale, intent.to_owned())).or_insert(next);
         if p == next {
-            let partition = Partition { locale, dim: vector.len(), rows: Vec::new(), data: Vec::new() };
+            let partition = Partition {
+                locale,
+                dim: vector.len(),
+                rows: Vec::new(),
+                data: Vec::new(),
+            };
             self.partitions.push((intent.to_owned(), partition));
         }
         if *self.entry_partition.entry(e).or_insert(p) != p {
@@ -192,7 +207,13 @@ impl ExactIndexBuilder {
             by_locale.entry(p.locale).or_default().push(i);
             partitions.push(p);
         }
-        Ok(ExactIndex { partitions, by_intent, by_locale, dims: self.dims, len })
+        Ok(ExactIndex {
+            partitions,
+            by_intent,
+            by_locale,
+            dims: self.dims,
+            len,
+        })
     }
 }
 
@@ -215,7 +236,8 @@ impl ExactIndex {
                     .entries
                     .get(row.entry_index as usize)
                     .filter(|e| {
-                        e.locale == block.locale && (row.question_index as usize) < e.questions.len()
+                        e.locale == block.locale
+                            && (row.question_index as usize) < e.questions.len()
                     })
                     .ok_or_else(|| {
                         IndexError::Inconsistent(format!(
@@ -264,8 +286,16 @@ impl ExactIndex {
         };
         // One row at a time: measured faster than interleaving several rows per pass, both in
         // cache and when streaming 100k rows from memory.
-        for (&(entry, question), row) in partition.rows.iter().zip(partition.data.chunks_exact(dim)) {
-            offer(Candidate { score: dot(query, row), entry, question }, &mut current);
+        for (&(entry, question), row) in partition.rows.iter().zip(partition.data.chunks_exact(dim))
+        {
+            offer(
+                Candidate {
+                    score: dot(query, row),
+                    entry,
+                    question,
+                },
+                &mut current,
+            );
         }
         if let Some(done) = current {
             top.offer(done);
@@ -371,7 +401,10 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k.min(1024) + 1) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(1024) + 1),
+        }
     }
 
     fn offer(&mut self, c: Candidate) {
@@ -422,7 +455,8 @@ mod tests {
         b.push(Locale::ZhCn, "a", 0, 0, &unit(&[1.0, 0.0])).unwrap();
         b.push(Locale::ZhCn, "a", 0, 1, &unit(&[0.6, 0.8])).unwrap();
         b.push(Locale::ZhCn, "b", 1, 0, &unit(&[0.8, 0.6])).unwrap();
-        b.push(Locale::En, "a", 2, 0, &unit(&[1.0, 0.0, 0.0])).unwrap();
+        b.push(Locale::En, "a", 2, 0, &unit(&[1.0, 0.0, 0.0]))
+            .unwrap();
         let index = b.build().unwrap();
         assert_eq!(index.len(), 4);
         let hits = index.search(&[0.0, 1.0], &Filter::locale(Locale::ZhCn), 10);
@@ -431,18 +465,35 @@ mod tests {
         assert_eq!(hits[1].entry_index, 1);
         let hits = index.search(&[0.0, 1.0], &Filter::intent(Locale::ZhCn, "b"), 10);
         assert_eq!(hits.len(), 1);
-        assert!(index.search(&[0.0, 1.0], &Filter::intent(Locale::ZhCn, "zzz"), 10).is_empty());
-        assert!(index.search(&[0.0, 1.0], &Filter::locale(Locale::En), 10).is_empty(), "width");
-        assert!(index.search(&[f32::NAN, 1.0], &Filter::locale(Locale::ZhCn), 10).is_empty());
-        assert!(index.search(&[0.0, 1.0], &Filter::locale(Locale::ZhCn), 0).is_empty());
+        assert!(index
+            .search(&[0.0, 1.0], &Filter::intent(Locale::ZhCn, "zzz"), 10)
+            .is_empty());
+        assert!(
+            index
+                .search(&[0.0, 1.0], &Filter::locale(Locale::En), 10)
+                .is_empty(),
+            "width"
+        );
+        assert!(index
+            .search(&[f32::NAN, 1.0], &Filter::locale(Locale::ZhCn), 10)
+            .is_empty());
+        assert!(index
+            .search(&[0.0, 1.0], &Filter::locale(Locale::ZhCn), 0)
+            .is_empty());
     }
 
     #[test]
     fn builder_rejects_inconsistent_input() {
         let mut b = ExactIndexBuilder::new();
         b.push(Locale::ZhCn, "a", 0, 0, &[1.0, 0.0]).unwrap();
-        assert!(matches!(b.push(Locale::ZhCn, "a", 1, 0, &[1.0]), Err(IndexError::DimensionMismatch { .. })));
-        assert_eq!(b.push(Locale::ZhCn, "b", 0, 1, &[1.0, 0.0]), Err(IndexError::EntrySplit(0)));
+        assert!(matches!(
+            b.push(Locale::ZhCn, "a", 1, 0, &[1.0]),
+            Err(IndexError::DimensionMismatch { .. })
+        ));
+        assert_eq!(
+            b.push(Locale::ZhCn, "b", 0, 1, &[1.0, 0.0]),
+            Err(IndexError::EntrySplit(0))
+        );
         b.push(Locale::ZhCn, "a", 0, 0, &[0.0, 1.0]).unwrap();
         assert_eq!(b.build().unwrap_err(), IndexError::DuplicateRow(0, 0));
     }

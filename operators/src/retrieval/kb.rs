@@ -248,10 +248,12 @@ pub fn load_kb<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<KbEntry>, KbError> {
     let mut problems = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        let format =
-            KbFormat::from_path(path).ok_or_else(|| KbError::UnsupportedFormat { path: path.into() })?;
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| KbError::Io { path: path.into(), source })?;
+        let format = KbFormat::from_path(path)
+            .ok_or_else(|| KbError::UnsupportedFormat { path: path.into() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KbError::Io {
+            path: path.into(),
+            source,
+        })?;
         parse_raw(&text, format, path, &mut located, &mut problems);
     }
     let files: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
@@ -259,7 +261,11 @@ pub fn load_kb<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<KbEntry>, KbError> {
 }
 
 /// Parses and validates knowledge-base text; `path` only names the origin in problems.
-pub fn parse_kb_str(text: &str, format: KbFormat, path: impl AsRef<Path>) -> Result<Vec<KbEntry>, KbError> {
+pub fn parse_kb_str(
+    text: &str,
+    format: KbFormat,
+    path: impl AsRef<Path>,
+) -> Result<Vec<KbEntry>, KbError> {
     let mut located = Vec::new();
     let mut problems = Vec::new();
     parse_raw(text, format, path.as_ref(), &mut located, &mut problems);
@@ -281,7 +287,14 @@ pub fn validate_entries(entries: &[KbEntry], origin: impl AsRef<Path>) -> Result
                 answer: e.answer.clone(),
                 slots: e.slots.clone(),
             };
-            (raw, Location { path: origin.as_ref().into(), line: None, entry: Some(i) })
+            (
+                raw,
+                Location {
+                    path: origin.as_ref().into(),
+                    line: None,
+                    entry: Some(i),
+                },
+            )
         })
         .collect();
     finish(&[origin.as_ref()], located, Vec::new()).map(|_| ())
@@ -301,7 +314,10 @@ fn finish(
                 problems.push(KbProblem {
                     location: location.clone(),
                     id: Some(id.clone()),
-                    kind: ProblemKind::DuplicateId { id: id.clone(), first: Box::new(first.clone()) },
+                    kind: ProblemKind::DuplicateId {
+                        id: id.clone(),
+                        first: Box::new(first.clone()),
+                    },
                 });
             } else {
                 seen.insert(id, location.clone());
@@ -316,7 +332,10 @@ fn finish(
     }
     // Files in the given order, then entries in file order (whole-file problems first).
     problems.sort_by_key(|p| {
-        let file = files.iter().position(|f| *f == p.location.path).unwrap_or(usize::MAX);
+        let file = files
+            .iter()
+            .position(|f| *f == p.location.path)
+            .unwrap_or(usize::MAX);
         (file, p.location.entry.map_or(0, |e| e + 1))
     });
     let total = problems.len();
@@ -353,7 +372,11 @@ fn parse_json_lines(
         if line.trim().is_empty() {
             continue;
         }
-        let location = Location { path: path.into(), line: Some(i + 1), entry: Some(entry) };
+        let location = Location {
+            path: path.into(),
+            line: Some(i + 1),
+            entry: Some(entry),
+        };
         entry += 1;
         match serde_json::from_str::<RawEntry>(line) {
             Ok(raw) => located.push((raw, location)),
@@ -380,17 +403,33 @@ fn parse_json_array(
     let items: Vec<serde_json::Value> = match serde_json::from_str(text) {
         Ok(items) => items,
         Err(e) => {
-            let location = Location { path: path.into(), line: Some(e.line()), entry: None };
-            problems.push(KbProblem { location, id: None, kind: ProblemKind::Syntax(e.to_string()) });
+            let location = Location {
+                path: path.into(),
+                line: Some(e.line()),
+                entry: None,
+            };
+            problems.push(KbProblem {
+                location,
+                id: None,
+                kind: ProblemKind::Syntax(e.to_string()),
+            });
             return;
         }
     };
     for (i, item) in items.into_iter().enumerate() {
-        let location = Location { path: path.into(), line: None, entry: Some(i) };
+        let location = Location {
+            path: path.into(),
+            line: None,
+            entry: Some(i),
+        };
         let id = item.get("id").and_then(|v| v.as_str()).map(str::to_owned);
         match serde_json::from_value::<RawEntry>(item) {
             Ok(raw) => located.push((raw, location)),
-            Err(e) => problems.push(KbProblem { location, id, kind: ProblemKind::Syntax(e.to_string()) }),
+            Err(e) => problems.push(KbProblem {
+                location,
+                id,
+                kind: ProblemKind::Syntax(e.to_string()),
+            }),
         }
     }
 }
@@ -405,8 +444,16 @@ fn parse_yaml(
         Ok(value) => value,
         Err(e) => {
             let line = e.location().map(|l| l.line());
-            let location = Location { path: path.into(), line, entry: None };
-            problems.push(KbProblem { location, id: None, kind: ProblemKind::Syntax(e.to_string()) });
+            let location = Location {
+                path: path.into(),
+                line,
+                entry: None,
+            };
+            problems.push(KbProblem {
+                location,
+                id: None,
+                kind: ProblemKind::Syntax(e.to_string()),
+            });
             return;
         }
     };
@@ -414,9 +461,17 @@ fn parse_yaml(
         serde_yaml::Value::Null => return,
         serde_yaml::Value::Sequence(items) => items,
         _ => {
-            let location = Location { path: path.into(), line: Some(1), entry: None };
+            let location = Location {
+                path: path.into(),
+                line: Some(1),
+                entry: None,
+            };
             let kind = ProblemKind::Syntax("expected a top-level list of entries".into());
-            problems.push(KbProblem { location, id: None, kind });
+            problems.push(KbProblem {
+                location,
+                id: None,
+                kind,
+            });
             return;
         }
     };
@@ -430,7 +485,11 @@ fn parse_yaml(
         let id = item.get("id").and_then(|v| v.as_str()).map(str::to_owned);
         match serde_yaml::from_value::<RawEntry>(item) {
             Ok(raw) => located.push((raw, location)),
-            Err(e) => problems.push(KbProblem { location, id, kind: ProblemKind::Syntax(e.to_string()) }),
+            Err(e) => problems.push(KbProblem {
+                location,
+                id,
+                kind: ProblemKind::Syntax(e.to_string()),
+            }),
         }
     }
 }
@@ -448,7 +507,9 @@ fn yaml_item_lines(text: &str, count: usize) -> Option<Vec<usize>> {
 }
 
 fn parse_locale(s: &str) -> Option<Locale> {
-    [Locale::ZhCn, Locale::En].into_iter().find(|l| l.as_str() == s)
+    [Locale::ZhCn, Locale::En]
+        .into_iter()
+        .find(|l| l.as_str() == s)
 }
 
 /// Checks one entry; returns it when it has no problem.
@@ -456,7 +517,11 @@ fn validate(raw: RawEntry, location: &Location, problems: &mut Vec<KbProblem>) -
     let before = problems.len();
     let id = (!raw.id.trim().is_empty()).then(|| raw.id.clone());
     let mut report = |kind: ProblemKind| {
-        problems.push(KbProblem { location: location.clone(), id: id.clone(), kind });
+        problems.push(KbProblem {
+            location: location.clone(),
+            id: id.clone(),
+            kind,
+        });
     };
     fn too_long(field: String, text: &str, report: &mut dyn FnMut(ProblemKind)) {
         let chars = text.chars().count();
@@ -560,14 +625,28 @@ mod tests {
             r#"not json"#,
         );
         let p = problems(&text, KbFormat::JsonLines);
-        let kinds: Vec<_> = p.iter().map(|p| (p.location.line, p.kind.clone())).collect();
-        assert!(matches!(&kinds[0], (Some(3), ProblemKind::DuplicateId { id, first }) if id == "zh-1" && first.line == Some(1)));
+        let kinds: Vec<_> = p
+            .iter()
+            .map(|p| (p.location.line, p.kind.clone()))
+            .collect();
+        assert!(
+            matches!(&kinds[0], (Some(3), ProblemKind::DuplicateId { id, first }) if id == "zh-1" && first.line == Some(1))
+        );
         assert!(kinds.contains(&(Some(4), ProblemKind::UnknownLocale("fr".into()))));
         assert!(kinds.contains(&(Some(4), ProblemKind::EmptyQuestions)));
-        assert!(kinds.contains(&(Some(4), ProblemKind::BadTemplate(TemplateError::UnclosedBrace(4)))));
-        assert!(matches!(kinds.last(), Some((Some(5), ProblemKind::Syntax(_)))));
+        assert!(kinds.contains(&(
+            Some(4),
+            ProblemKind::BadTemplate(TemplateError::UnclosedBrace(4))
+        )));
+        assert!(matches!(
+            kinds.last(),
+            Some((Some(5), ProblemKind::Syntax(_)))
+        ));
         let shown = p[0].to_string();
-        assert!(shown.starts_with("kb.jsonl:3 (entry #2) [zh-1]: duplicate id"), "{shown}");
+        assert!(
+            shown.starts_with("kb.jsonl:3 (entry #2) [zh-1]: duplicate id"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -589,7 +668,9 @@ mod tests {
                     - id: b\n  locale: en\n  intent: x\n  questions: []\n  answer: hello {name}\n";
         let p = problems(text, KbFormat::Yaml);
         assert_eq!(p.len(), 2);
-        assert!(p.iter().all(|p| p.location.line == Some(6) && p.location.entry == Some(1)));
+        assert!(p
+            .iter()
+            .all(|p| p.location.line == Some(6) && p.location.entry == Some(1)));
         assert_eq!(p[1].kind, ProblemKind::UndeclaredSlot("name".into()));
     }
 }

@@ -54,10 +54,17 @@ pub fn features(text: &str) -> Vec<String> {
         let has_digit = word.chars().any(|c| c.is_ascii_digit());
         if has_digit {
             let all_digits = word.chars().all(|c| c.is_ascii_digit());
-            out.push(if all_digits { "<num>".into() } else { "<code>".into() });
+            out.push(if all_digits {
+                "<num>".into()
+            } else {
+                "<code>".into()
+            });
         } else {
             out.push(format!("w:{word}"));
-            let padded: Vec<char> = std::iter::once('^').chain(word.chars()).chain(Some('$')).collect();
+            let padded: Vec<char> = std::iter::once('^')
+                .chain(word.chars())
+                .chain(Some('$'))
+                .collect();
             for gram in padded.windows(3) {
                 out.push(format!("g:{}", gram.iter().collect::<String>()));
             }
@@ -85,6 +92,9 @@ pub fn features(text: &str) -> Vec<String> {
 
 /// A sparse, L2-normalised vector: (feature id, weight) sorted by id.
 type Sparse = Vec<(u32, f32)>;
+
+/// Term counts of one question: (feature id, count).
+type Counts = Vec<(u32, u32)>;
 
 #[derive(Debug, Clone, Default)]
 struct LocaleStats {
@@ -122,12 +132,12 @@ impl LexicalIndex {
     pub fn new(entries: &[KbEntry]) -> LexicalIndex {
         let mut vocab: HashMap<String, u32> = HashMap::new();
         let mut df: HashMap<Locale, (usize, HashMap<u32, usize>)> = HashMap::new();
-        let mut counted: Vec<(Locale, Vec<Vec<(u32, u32)>>)> = Vec::with_capacity(entries.len());
+        let mut counted: Vec<(Locale, Vec<Counts>)> = Vec::with_capacity(entries.len());
         for entry in entries {
             let (docs, locale_df) = df.entry(entry.locale).or_default();
             let mut questions = Vec::with_capacity(entry.questions.len());
             for q in &entry.questions {
-                let mut ids: Vec<(u32, u32)> = Vec::new();
+                let mut ids: Counts = Vec::new();
                 for (f, n) in term_counts(features(q)) {
                     let next = vocab.len() as u32;
                     let id = *vocab.entry(f).or_insert(next);
@@ -143,8 +153,17 @@ impl LexicalIndex {
             .into_iter()
             .map(|(locale, (docs, df))| {
                 let n = docs as f32;
-                let idf = df.into_iter().map(|(id, d)| (id, ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)).collect();
-                (locale, LocaleStats { idf, unseen_idf: (1.0 + n).ln() + 1.0 })
+                let idf = df
+                    .into_iter()
+                    .map(|(id, d)| (id, ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0))
+                    .collect();
+                (
+                    locale,
+                    LocaleStats {
+                        idf,
+                        unseen_idf: (1.0 + n).ln() + 1.0,
+                    },
+                )
             })
             .collect();
         let entries = counted
@@ -155,7 +174,10 @@ impl LexicalIndex {
                     .into_iter()
                     .map(|ids| {
                         let weighted = ids.into_iter().map(|(id, n)| {
-                            (id, tf(n) * stats.idf.get(&id).copied().unwrap_or(stats.unseen_idf))
+                            (
+                                id,
+                                tf(n) * stats.idf.get(&id).copied().unwrap_or(stats.unseen_idf),
+                            )
                         });
                         normalised(weighted.collect(), None)
                     })
@@ -163,23 +185,39 @@ impl LexicalIndex {
                 (locale, vectors)
             })
             .collect();
-        LexicalIndex { vocab, locales, entries }
+        LexicalIndex {
+            vocab,
+            locales,
+            entries,
+        }
     }
 
     /// Prepares `text` for scoring against entries of `locale`.
     pub fn query(&self, locale: Locale, text: &str) -> LexicalQuery<'_> {
         let Some(stats) = self.locales.get(&locale) else {
-            return LexicalQuery { index: self, locale, vector: Vec::new() };
+            return LexicalQuery {
+                index: self,
+                locale,
+                vector: Vec::new(),
+            };
         };
         let mut known = Vec::new();
         let mut unseen_norm2 = 0f32;
         for (f, n) in term_counts(features(text)) {
-            match self.vocab.get(&f).and_then(|id| stats.idf.get(id).map(|idf| (*id, *idf))) {
+            match self
+                .vocab
+                .get(&f)
+                .and_then(|id| stats.idf.get(id).map(|idf| (*id, *idf)))
+            {
                 Some((id, idf)) => known.push((id, tf(n) * idf)),
                 None => unseen_norm2 += (tf(n) * stats.unseen_idf).powi(2),
             }
         }
-        LexicalQuery { index: self, locale, vector: normalised(known, Some(unseen_norm2)) }
+        LexicalQuery {
+            index: self,
+            locale,
+            vector: normalised(known, Some(unseen_norm2)),
+        }
     }
 
     /// The similarity of `text` and entry `entry_index` (0 when the entry is of another locale

@@ -52,7 +52,11 @@ pub struct RetrieverConfig {
 
 impl Default for RetrieverConfig {
     fn default() -> Self {
-        RetrieverConfig { vector_weight: 0.7, threshold: 0.45, candidates: 50 }
+        RetrieverConfig {
+            vector_weight: 0.7,
+            threshold: 0.45,
+            candidates: 50,
+        }
     }
 }
 
@@ -121,10 +125,21 @@ impl Retriever {
         let mut by_intent: HashMap<(Locale, String), Vec<usize>> = HashMap::new();
         for (i, e) in snapshot.entries.iter().enumerate() {
             by_locale.entry(e.locale).or_default().push(i);
-            by_intent.entry((e.locale, e.intent.clone())).or_default().push(i);
+            by_intent
+                .entry((e.locale, e.intent.clone()))
+                .or_default()
+                .push(i);
         }
         let intents = by_intent.keys().cloned().collect();
-        Retriever { snapshot, index, lexical, config, intents, by_locale, by_intent }
+        Retriever {
+            snapshot,
+            index,
+            lexical,
+            config,
+            intents,
+            by_locale,
+            by_intent,
+        }
     }
 
     /// The snapshot searched.
@@ -202,7 +217,10 @@ impl Retriever {
                 })
                 .collect()
         } else {
-            let filter = Filter { locale, intent: intent_known.map(str::to_owned) };
+            let filter = Filter {
+                locale,
+                intent: intent_known.map(str::to_owned),
+            };
             self.index
                 .search(query_vector, &filter, self.config.candidates.max(n))
                 .into_iter()
@@ -222,7 +240,11 @@ impl Retriever {
                 })
                 .collect()
         };
-        results.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entry_index.cmp(&b.entry_index)));
+        results.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.entry_index.cmp(&b.entry_index))
+        });
         results.truncate(n);
         results
     }
@@ -258,7 +280,10 @@ mod tests {
             .collect();
         let snapshot = Snapshot::from_vectors(
             entries,
-            vec![(Locale::ZhCn, "fake-zh".into(), 2, zh), (Locale::En, "fake-en".into(), 3, vec![1.0, 0.0, 0.0])],
+            vec![
+                (Locale::ZhCn, "fake-zh".into(), 2, zh),
+                (Locale::En, "fake-en".into(), 3, vec![1.0, 0.0, 0.0]),
+            ],
         )
         .unwrap();
         Retriever::new(snapshot, config).unwrap()
@@ -267,7 +292,9 @@ mod tests {
     #[test]
     fn combines_vector_and_lexical_scores() {
         let r = retriever(RetrieverConfig::default());
-        let hit = r.retrieve(Locale::ZhCn, Some("return_goods"), "我要退货", &[1.0, 0.0]).unwrap();
+        let hit = r
+            .retrieve(Locale::ZhCn, Some("return_goods"), "我要退货", &[1.0, 0.0])
+            .unwrap();
         assert_eq!(hit.entry.id, "a");
         assert!((hit.vector_score - 1.0).abs() < 1e-6);
         assert!((hit.lexical_score - 1.0).abs() < 1e-6);
@@ -279,9 +306,21 @@ mod tests {
     fn intent_filter_and_fallback() {
         let r = retriever(RetrieverConfig::default());
         // Query vector points at c (45°) but the intent restricts to return_goods.
-        let ranked = r.rank(Locale::ZhCn, Some("return_goods"), "x", &[FRAC_1_SQRT_2, FRAC_1_SQRT_2], 5);
+        let ranked = r.rank(
+            Locale::ZhCn,
+            Some("return_goods"),
+            "x",
+            &[FRAC_1_SQRT_2, FRAC_1_SQRT_2],
+            5,
+        );
         assert!(ranked.iter().all(|h| h.entry.intent == "return_goods"));
-        let fallback = r.rank(Locale::ZhCn, Some("no_such_intent"), "开发票", &[FRAC_1_SQRT_2, FRAC_1_SQRT_2], 5);
+        let fallback = r.rank(
+            Locale::ZhCn,
+            Some("no_such_intent"),
+            "开发票",
+            &[FRAC_1_SQRT_2, FRAC_1_SQRT_2],
+            5,
+        );
         assert_eq!(fallback[0].entry.id, "c");
         assert!(fallback[0].intent_fallback);
         assert_eq!(fallback.len(), 3, "all zh entries, no en one");
@@ -289,16 +328,25 @@ mod tests {
 
     #[test]
     fn threshold_rejects_weak_matches() {
-        let r = retriever(RetrieverConfig { threshold: 0.99, ..Default::default() });
-        assert!(r.retrieve(Locale::ZhCn, None, "天气怎么样", &[0.0, -1.0]).is_none());
+        let r = retriever(RetrieverConfig {
+            threshold: 0.99,
+            ..Default::default()
+        });
+        assert!(r
+            .retrieve(Locale::ZhCn, None, "天气怎么样", &[0.0, -1.0])
+            .is_none());
         let r = retriever(RetrieverConfig::default());
-        assert!(r.retrieve(Locale::ZhCn, None, "天气怎么样", &[0.0, -1.0]).is_none());
+        assert!(r
+            .retrieve(Locale::ZhCn, None, "天气怎么样", &[0.0, -1.0])
+            .is_none());
     }
 
     #[test]
     fn lexical_only_without_a_vector() {
         let r = retriever(RetrieverConfig::default());
-        let hit = r.retrieve(Locale::ZhCn, None, "退货运费谁出呢", &[]).unwrap();
+        let hit = r
+            .retrieve(Locale::ZhCn, None, "退货运费谁出呢", &[])
+            .unwrap();
         assert_eq!(hit.entry.id, "b");
         assert_eq!(hit.vector_score, 0.0);
         assert_eq!(hit.score, hit.lexical_score);

@@ -157,11 +157,17 @@ pub enum SnapshotError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
-    move |source| SnapshotError::Io { path: path.to_path_buf(), source }
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn corrupt(path: &Path, message: impl Into<String>) -> SnapshotError {
-    SnapshotError::Corrupt { path: path.to_path_buf(), message: message.into() }
+    SnapshotError::Corrupt {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// The locales in snapshot order.
@@ -189,9 +195,16 @@ pub fn content_version(entries: &[KbEntry], encoders: &[(Locale, &str)]) -> Stri
 /// The row table of `locale`: its entries in order, each entry's questions in order.
 fn rows_of(entries: &[KbEntry], locale: Locale) -> Vec<QuestionRef> {
     let mut rows = Vec::new();
-    for (e, entry) in entries.iter().enumerate().filter(|(_, e)| e.locale == locale) {
+    for (e, entry) in entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.locale == locale)
+    {
         for q in 0..entry.questions.len() {
-            rows.push(QuestionRef { entry_index: e as u32, question_index: q as u32 });
+            rows.push(QuestionRef {
+                entry_index: e as u32,
+                question_index: q as u32,
+            });
         }
     }
     rows
@@ -207,7 +220,9 @@ fn normalise(v: &mut [f32]) {
 fn check_version(version: &str) -> Result<(), SnapshotError> {
     let ok = !version.is_empty()
         && version.len() <= 64
-        && version.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if ok {
         Ok(())
     } else {
@@ -265,14 +280,21 @@ impl Snapshot {
             let mut data = Vec::with_capacity(rows.len() * dim);
             let texts: Vec<&str> = rows
                 .iter()
-                .map(|r| entries[r.entry_index as usize].questions[r.question_index as usize].as_str())
+                .map(|r| {
+                    entries[r.entry_index as usize].questions[r.question_index as usize].as_str()
+                })
                 .collect();
             for batch in texts.chunks(EMBED_BATCH) {
-                let vectors = encoder
-                    .embed(batch)
-                    .map_err(|e| SnapshotError::Embed { locale, source: Box::new(e) })?;
+                let vectors = encoder.embed(batch).map_err(|e| SnapshotError::Embed {
+                    locale,
+                    source: Box::new(e),
+                })?;
                 if vectors.len() != batch.len() {
-                    return Err(bad(format!("{} vectors for {} texts", vectors.len(), batch.len())));
+                    return Err(bad(format!(
+                        "{} vectors for {} texts",
+                        vectors.len(),
+                        batch.len()
+                    )));
                 }
                 for mut v in vectors {
                     if v.len() != dim {
@@ -285,7 +307,13 @@ impl Snapshot {
                     data.extend_from_slice(&v);
                 }
             }
-            locales.push(LocaleVectors { locale, encoder: encoder.name().to_owned(), dim, rows, data });
+            locales.push(LocaleVectors {
+                locale,
+                encoder: encoder.name().to_owned(),
+                dim,
+                rows,
+                data,
+            });
         }
         Ok(Snapshot::assemble(entries, locales))
     }
@@ -301,8 +329,7 @@ impl Snapshot {
         let mut locales = Vec::new();
         for locale in LOCALES {
             let rows = rows_of(&entries, locale);
-            let Some((_, encoder, dim, mut data)) =
-                vectors.iter().find(|v| v.0 == locale).cloned()
+            let Some((_, encoder, dim, mut data)) = vectors.iter().find(|v| v.0 == locale).cloned()
             else {
                 if rows.is_empty() {
                     continue;
@@ -312,22 +339,38 @@ impl Snapshot {
             if dim == 0 || data.len() != rows.len() * dim {
                 return Err(SnapshotError::BadEmbedding {
                     encoder,
-                    message: format!("{} values for {} rows of width {dim}", data.len(), rows.len()),
+                    message: format!(
+                        "{} values for {} rows of width {dim}",
+                        data.len(),
+                        rows.len()
+                    ),
                 });
             }
             data.chunks_exact_mut(dim).for_each(normalise);
             if !rows.is_empty() {
-                locales.push(LocaleVectors { locale, encoder, dim, rows, data });
+                locales.push(LocaleVectors {
+                    locale,
+                    encoder,
+                    dim,
+                    rows,
+                    data,
+                });
             }
         }
         Ok(Snapshot::assemble(entries, locales))
     }
 
     fn assemble(entries: Vec<KbEntry>, locales: Vec<LocaleVectors>) -> Snapshot {
-        let names: Vec<(Locale, &str)> =
-            locales.iter().map(|l| (l.locale, l.encoder.as_str())).collect();
+        let names: Vec<(Locale, &str)> = locales
+            .iter()
+            .map(|l| (l.locale, l.encoder.as_str()))
+            .collect();
         let version = content_version(&entries, &names);
-        Snapshot { version, entries, locales }
+        Snapshot {
+            version,
+            entries,
+            locales,
+        }
     }
 
     /// The vectors of `locale`, if it has entries.
@@ -337,7 +380,10 @@ impl Snapshot {
 
     /// The encoder name per locale, `zh-CN` first.
     pub fn encoders(&self) -> Vec<(Locale, &str)> {
-        self.locales.iter().map(|l| (l.locale, l.encoder.as_str())).collect()
+        self.locales
+            .iter()
+            .map(|l| (l.locale, l.encoder.as_str()))
+            .collect()
     }
 
     /// Writes the snapshot to `<root>/<version>/` (unless that folder already exists, as the
@@ -350,7 +396,12 @@ impl Snapshot {
             return Ok(dir);
         }
         std::fs::create_dir_all(root).map_err(io_error(root))?;
-        let tmp = root.join(format!(".tmp-{}-{}-{}", self.version, std::process::id(), nanos()));
+        let tmp = root.join(format!(
+            ".tmp-{}-{}-{}",
+            self.version,
+            std::process::id(),
+            nanos()
+        ));
         let result = self.write_folder(&tmp).and_then(|()| {
             match std::fs::rename(&tmp, &dir) {
                 Ok(()) => Ok(()),
@@ -359,7 +410,10 @@ impl Snapshot {
                     let _ = std::fs::remove_dir_all(&tmp);
                     Ok(())
                 }
-                Err(e) => Err(SnapshotError::Io { path: dir.clone(), source: e }),
+                Err(e) => Err(SnapshotError::Io {
+                    path: dir.clone(),
+                    source: e,
+                }),
             }
         });
         if result.is_err() {
@@ -422,7 +476,10 @@ impl Snapshot {
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| corrupt(&manifest_path, format!("bad manifest: {e}")))?;
         if manifest.format != FORMAT_VERSION {
-            return Err(corrupt(&manifest_path, format!("format {} (expected {FORMAT_VERSION})", manifest.format)));
+            return Err(corrupt(
+                &manifest_path,
+                format!("format {} (expected {FORMAT_VERSION})", manifest.format),
+            ));
         }
         check_version(&manifest.version)?;
 
@@ -431,7 +488,14 @@ impl Snapshot {
         let entries: Vec<KbEntry> = serde_json::from_slice(&bytes)
             .map_err(|e| corrupt(&entries_path, format!("bad entries: {e}")))?;
         if entries.len() != manifest.entries {
-            return Err(corrupt(&entries_path, format!("{} entries, manifest says {}", entries.len(), manifest.entries)));
+            return Err(corrupt(
+                &entries_path,
+                format!(
+                    "{} entries, manifest says {}",
+                    entries.len(),
+                    manifest.entries
+                ),
+            ));
         }
 
         let mut locales = Vec::new();
@@ -441,21 +505,36 @@ impl Snapshot {
                 if rows.is_empty() {
                     continue;
                 }
-                return Err(corrupt(&manifest_path, format!("no vectors for locale {}", locale.as_str())));
+                return Err(corrupt(
+                    &manifest_path,
+                    format!("no vectors for locale {}", locale.as_str()),
+                ));
             };
             if m.rows != rows.len() || m.dim == 0 {
-                return Err(corrupt(&manifest_path, format!(
-                    "locale {}: {} rows of width {}, entries have {} questions",
-                    locale.as_str(), m.rows, m.dim, rows.len()
-                )));
+                return Err(corrupt(
+                    &manifest_path,
+                    format!(
+                        "locale {}: {} rows of width {}, entries have {} questions",
+                        locale.as_str(),
+                        m.rows,
+                        m.dim,
+                        rows.len()
+                    ),
+                ));
             }
             if m.file != vectors_file(locale) {
-                return Err(corrupt(&manifest_path, format!("unexpected vectors file `{}`", m.file)));
+                return Err(corrupt(
+                    &manifest_path,
+                    format!("unexpected vectors file `{}`", m.file),
+                ));
             }
             let path = dir.join(&m.file);
             let bytes = std::fs::read(&path).map_err(io_error(&path))?;
             if bytes.len() != m.rows * m.dim * 4 {
-                return Err(corrupt(&path, format!("{} bytes, expected {}", bytes.len(), m.rows * m.dim * 4)));
+                return Err(corrupt(
+                    &path,
+                    format!("{} bytes, expected {}", bytes.len(), m.rows * m.dim * 4),
+                ));
             }
             let mut h = Sha256::new();
             h.update(&bytes);
@@ -466,17 +545,36 @@ impl Snapshot {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
-            locales.push(LocaleVectors { locale, encoder: m.encoder.clone(), dim: m.dim, rows, data });
+            locales.push(LocaleVectors {
+                locale,
+                encoder: m.encoder.clone(),
+                dim: m.dim,
+                rows,
+                data,
+            });
         }
-        if let Some(extra) = manifest.locales.iter().find(|m| rows_of(&entries, m.locale).is_empty()) {
-            return Err(corrupt(&manifest_path, format!("vectors for locale {} without entries", extra.locale.as_str())));
+        if let Some(extra) = manifest
+            .locales
+            .iter()
+            .find(|m| rows_of(&entries, m.locale).is_empty())
+        {
+            return Err(corrupt(
+                &manifest_path,
+                format!(
+                    "vectors for locale {} without entries",
+                    extra.locale.as_str()
+                ),
+            ));
         }
         let snapshot = Snapshot::assemble(entries, locales);
         if snapshot.version != manifest.version {
-            return Err(corrupt(dir, format!(
-                "content hashes to {}, manifest says {}",
-                snapshot.version, manifest.version
-            )));
+            return Err(corrupt(
+                dir,
+                format!(
+                    "content hashes to {}, manifest says {}",
+                    snapshot.version, manifest.version
+                ),
+            ));
         }
         Ok(snapshot)
     }
@@ -526,11 +624,18 @@ pub fn set_current(root: impl AsRef<Path>, version: &str) -> Result<(), Snapshot
     if !dir.join("manifest.json").is_file() {
         return Err(corrupt(&dir, "no saved snapshot with this version"));
     }
-    let tmp = root.join(format!(".{CURRENT_FILE}.tmp-{}-{}", std::process::id(), nanos()));
+    let tmp = root.join(format!(
+        ".{CURRENT_FILE}.tmp-{}-{}",
+        std::process::id(),
+        nanos()
+    ));
     write_synced(&tmp, format!("{version}\n").as_bytes())?;
     std::fs::rename(&tmp, root.join(CURRENT_FILE)).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        SnapshotError::Io { path: root.join(CURRENT_FILE), source: e }
+        SnapshotError::Io {
+            path: root.join(CURRENT_FILE),
+            source: e,
+        }
     })
 }
 
@@ -545,12 +650,18 @@ impl SnapshotWatcher {
     /// A watcher over `root` that has loaded nothing yet (its first successful poll loads the
     /// current snapshot).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        SnapshotWatcher { root: root.into(), loaded: None }
+        SnapshotWatcher {
+            root: root.into(),
+            loaded: None,
+        }
     }
 
     /// A watcher that already holds `version` (e.g. loaded at start-up).
     pub fn with_loaded(root: impl Into<PathBuf>, version: impl Into<String>) -> Self {
-        SnapshotWatcher { root: root.into(), loaded: Some(version.into()) }
+        SnapshotWatcher {
+            root: root.into(),
+            loaded: Some(version.into()),
+        }
     }
 
     /// The version last handed out.
