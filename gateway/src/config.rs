@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard_schemas::settings::{KafkaSettings, SettingsError};
+use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings, SettingsError};
 use switchboard_schemas::topics;
 
 /// Everything the gateway needs to run. Build it with [`GatewayConfig::from_env`] (the
@@ -48,6 +48,11 @@ pub struct GatewayConfig {
     /// file named by `SWITCHBOARD_GATEWAY_HMAC_SECRET_FILE`). When set, a hello must carry
     /// `token` = hex(HMAC-SHA256(secret, user_id)).
     pub hmac_secret: Option<Secret>,
+    /// Where the operations console (`/console`, see [`crate::console`]) reads
+    /// `switchboard.events` from: the shared `SWITCHBOARD_CLICKHOUSE_*` settings. `None` (the
+    /// default of [`GatewayConfig::new`]) serves no console; [`GatewayConfig::from_env`] always
+    /// sets it. A ClickHouse that is down only makes the console's API answer 503.
+    pub clickhouse: Option<ClickHouseSettings>,
 }
 
 /// Limits that protect the gateway from misbehaving clients.
@@ -140,6 +145,9 @@ pub enum ConfigError {
     /// The shared Kafka settings could not be read.
     #[error(transparent)]
     Kafka(#[from] SettingsError),
+    /// The shared ClickHouse settings (for the console) could not be read.
+    #[error("clickhouse settings: {0}")]
+    ClickHouse(#[source] SettingsError),
 }
 
 impl GatewayConfig {
@@ -158,17 +166,21 @@ impl GatewayConfig {
             resume_window: Duration::from_secs(600),
             reconnect_after_ms: 1000,
             hmac_secret: None,
+            clickhouse: None,
         }
     }
 
-    /// Reads the configuration from the environment: the shared `SWITCHBOARD_KAFKA_*` settings
-    /// and the `SWITCHBOARD_GATEWAY_*` variables documented on each field. Unset or empty
-    /// variables keep the defaults.
+    /// Reads the configuration from the environment: the shared `SWITCHBOARD_KAFKA_*` and
+    /// `SWITCHBOARD_CLICKHOUSE_*` settings and the `SWITCHBOARD_GATEWAY_*` variables documented
+    /// on each field. Unset or empty variables keep the defaults.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(KafkaSettings::from_env()?, |name| std::env::var(name).ok())
+        let mut config = Self::from_lookup(KafkaSettings::from_env()?, |name| std::env::var(name).ok())?;
+        config.clickhouse = Some(ClickHouseSettings::from_env().map_err(ConfigError::ClickHouse)?);
+        Ok(config)
     }
 
-    /// Like [`GatewayConfig::from_env`] with a custom variable lookup (for tests and embedding).
+    /// Like [`GatewayConfig::from_env`] with a custom variable lookup (for tests and embedding);
+    /// leaves [`GatewayConfig::clickhouse`] unset.
     pub fn from_lookup(kafka: KafkaSettings, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut config = GatewayConfig::new(kafka);

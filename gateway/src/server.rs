@@ -1,4 +1,5 @@
-//! The HTTP server: `/ws`, the chat page, `/healthz`, `/metrics`, and the graceful drain.
+//! The HTTP server: `/ws`, the chat page, `/healthz`, `/metrics`, the operations console
+//! (`/console`, when ClickHouse settings are configured), and the graceful drain.
 
 use crate::config::GatewayConfig;
 use crate::connection;
@@ -179,12 +180,17 @@ pub async fn serve(config: GatewayConfig, shutdown: impl Future<Output = ()> + S
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let console = shared.config.clickhouse.as_ref().map(crate::console::router);
+    let app = Router::new()
         .route("/", get(chat_page))
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(shared)
+        .with_state(shared);
+    match console {
+        Some(console) => app.merge(console),
+        None => app,
+    }
 }
 
 async fn ws_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {

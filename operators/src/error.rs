@@ -28,6 +28,10 @@ pub enum Error {
     /// A vector index could not be built.
     #[error("index: {0}")]
     Index(#[from] crate::retrieval::IndexError),
+    /// The Qdrant vector index could not be configured, reached or synced.
+    #[cfg(feature = "qdrant")]
+    #[error("qdrant: {0}")]
+    Qdrant(#[from] crate::retrieval::qdrant::QdrantError),
     /// An answer template could not be rendered.
     #[error("render: {0}")]
     Render(#[from] crate::render::RenderError),

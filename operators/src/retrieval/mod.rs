@@ -27,6 +27,8 @@
 pub mod index;
 pub mod kb;
 pub mod lexical;
+#[cfg(feature = "qdrant")]
+pub mod qdrant;
 mod sha256;
 pub mod snapshot;
 
