@@ -56,8 +56,8 @@ pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstan
     Ok(Arc::new(understanding))
 }
 
-fn graph_config(config: &TopologyConfig, clock: Clock) -> Result<GraphConfig> {
-    Ok(GraphConfig { understand: build_understanding(config)?, session: config.session(), clock })
+fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metrics>>) -> Result<GraphConfig> {
+    Ok(GraphConfig { understand: build_understanding(config)?, session: config.session(), clock, metrics })
 }
 
 fn install_stop_handler(runtime: &tokio::runtime::Runtime) {
@@ -78,8 +78,8 @@ fn install_stop_handler(runtime: &tokio::runtime::Runtime) {
 /// `switchboard run` / `submit`: the live topology until SIGTERM.
 pub fn run_topology(layout: Layout, config_path: Option<&Path>, runtime: &tokio::runtime::Runtime) -> Result<()> {
     let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
-    let graph = graph_config(&config, Clock::Wall)?;
     let metrics = Arc::new(Metrics::new());
+    let graph = graph_config(&config, Clock::Wall, Some(metrics.clone()))?;
     if !config.metrics_listen.is_empty() {
         let addr = config
             .metrics_listen
@@ -113,7 +113,8 @@ pub fn run_topology(layout: Layout, config_path: Option<&Path>, runtime: &tokio:
 /// `switchboard replay`: re-runs a range into ClickHouse (and optionally a topic).
 pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, config_path: Option<&Path>, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
     let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
-    let graph = graph_config(&config, Clock::Virtual)?;
+    let metrics = Arc::new(Metrics::new());
+    let graph = graph_config(&config, Clock::Virtual, Some(metrics.clone()))?;
     install_stop_handler(runtime);
     let options = RunOptions {
         layout: Layout::Process(workers),
@@ -128,7 +129,7 @@ pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, confi
         clock: Clock::Virtual,
         progress: true,
     };
-    run::run(options, graph, Arc::new(Metrics::new()), runtime)
+    run::run(options, graph, metrics, runtime)
 }
 
 /// `switchboard record`.
@@ -142,7 +143,7 @@ pub fn record(topic: &str, range: &Range, out: &Path) -> Result<u64> {
 pub fn test_recording(recording: &Path, golden: &Path, bless: bool, workers: usize, config_path: Option<&Path>) -> Result<ExitCode> {
     let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
     let records = switchboard_sources::recording::read_recording(recording).map_err(|e| anyhow!(BadInput(e.to_string())))?;
-    let graph = graph_config(&config, Clock::Virtual)?;
+    let graph = graph_config(&config, Clock::Virtual, None)?;
     let events = crate::deterministic::run_recording(records, workers, graph)?;
     let text = switchboard_sinks::file::to_ndjson(&events);
     if bless {

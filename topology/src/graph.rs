@@ -63,6 +63,8 @@ pub struct GraphConfig {
     pub session: SessionConfig,
     /// Processing time source.
     pub clock: Clock,
+    /// Where per-operator timings go, if anywhere.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Builds the graph on `input` and returns the probe that tells which epochs are durable.
@@ -71,8 +73,8 @@ pub fn build<'s>(
     config: GraphConfig,
     sink: Box<dyn EventSink>,
 ) -> ProbeHandle<Time> {
-    let staged = understand_stage(input, config.understand.clone(), config.clock);
-    let events = session_stage(staged, config.session.clone(), config.clock);
+    let staged = understand_stage(input, config.understand.clone(), config.clock, config.metrics.clone());
+    let events = session_stage(staged, config.session.clone(), config.clock, config.metrics.clone());
     let probe = ProbeHandle::new();
     sink_stage(events, sink).probe_with(&probe);
     probe
@@ -83,6 +85,7 @@ fn understand_stage<'s>(
     input: Stream<'s, Time, Vec<SourceRecord>>,
     understand: Arc<dyn Understand>,
     clock: Clock,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> Stream<'s, Time, Vec<Stage>> {
     input
         .unary_frontier(Pipeline, "Understand", move |_cap, _info| {
@@ -99,7 +102,11 @@ fn understand_stage<'s>(
                 let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
                 for time in ready {
                     let Some((cap, records)) = stash.remove(&time) else { continue };
+                    let started = std::time::Instant::now();
                     let staged = understand_batch(&records, understand.as_ref(), clock.now(time));
+                    if let Some(m) = &metrics {
+                        m.record_stage("understand", started.elapsed());
+                    }
                     output.session(&cap).give_iterator(staged.into_iter());
                 }
             }
@@ -174,6 +181,7 @@ fn session_stage<'s>(
     staged: Stream<'s, Time, Vec<Stage>>,
     config: SessionConfig,
     clock: Clock,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> Stream<'s, Time, Vec<Event>> {
     let exchange = Exchange::new(|s: &Stage| dialogue_hash(s.dialogue_id()));
     staged
@@ -194,6 +202,7 @@ fn session_stage<'s>(
                 let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
                 for time in ready {
                     let Some(mut items) = stash.remove(&time) else { continue };
+                    let started = std::time::Instant::now();
                     let now = clock.now(time);
                     let at = held.delayed(&time.max(*held.time()));
                     let mut session = output.session(&at);
@@ -205,6 +214,9 @@ fn session_stage<'s>(
                             Stage::Emit(e) => session.give(e),
                             Stage::Turn { analysis, .. } => session.give_iterator(sessions.on_turn(*analysis, now).into_iter()),
                         }
+                    }
+                    if let Some(m) = &metrics {
+                        m.record_stage("session", started.elapsed());
                     }
                 }
                 match frontier.frontier().iter().min().copied() {
