@@ -29,7 +29,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -158,8 +158,40 @@ impl IntoResponse for ConsoleError {
             tracing::debug!(code = self.code(), error = %self, "console request refused");
         }
         let body = serde_json::json!({ "error": self.public_message(), "code": self.code() });
-        (status, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)).into_response()
+        json_response(status, &body)
     }
+}
+
+/// A JSON response in which `<`, `>` and `&` are written as `\u003c`, `\u003e` and `\u0026`
+/// (they can only occur inside JSON strings, so the data is unchanged): even a client that
+/// sniffed the body as HTML would find no markup in it.
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let text = match serde_json::to_string(value) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(error = %e, "console: cannot encode a response");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal encoding error").into_response();
+        }
+    };
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '<' => escaped.push_str("\\u003c"),
+            '>' => escaped.push_str("\\u003e"),
+            '&' => escaped.push_str("\\u0026"),
+            c => escaped.push(c),
+        }
+    }
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        escaped,
+    )
+        .into_response()
 }
 
 type ApiResult<T> = Result<T, ConsoleError>;
@@ -547,7 +579,7 @@ async fn summary(
             s
         }
     };
-    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(summary.as_ref().clone())).into_response())
+    Ok(json_response(StatusCode::OK, summary.as_ref()))
 }
 
 async fn compute_summary(client: &clickhouse::Client, w: &Window) -> Result<Summary, clickhouse::error::Error> {
@@ -729,7 +761,7 @@ async fn dialogues(
                 .fetch_all::<DialogueListItem>(),
         )
         .await?;
-    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(rows)).into_response())
+    Ok(json_response(StatusCode::OK, &rows))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -879,7 +911,7 @@ async fn trace(State(console): State<Arc<Console>>, Path(dialogue_id): Path<Stri
     }
     tracing::debug!(dialogue_id = %dialogue_id, events = rows.len(), "console trace");
     let trace = build_trace(dialogue_id, rows);
-    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(trace)).into_response())
+    Ok(json_response(StatusCode::OK, &trace))
 }
 
 #[cfg(test)]
@@ -957,6 +989,19 @@ mod tests {
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!e.public_message().contains("secret"), "ClickHouse's text stays in the log");
         assert_eq!(ConsoleError::NotFound.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn json_never_carries_markup_characters() {
+        use axum::body::to_bytes;
+        let value = serde_json::json!({"text": "<script>alert(1)</script> & more"});
+        let response = json_response(StatusCode::OK, &value);
+        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(!text.contains('<') && !text.contains('>') && !text.contains('&'), "{text}");
+        let back: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, value);
     }
 
     #[test]

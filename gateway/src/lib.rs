@@ -31,9 +31,11 @@
 pub mod auth;
 mod config;
 mod connection;
+pub mod console;
 mod error;
 mod hub;
 mod kafka;
+pub mod loadgen;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;
@@ -42,5 +44,7 @@ mod server;
 mod tests;
 
 pub use config::{ConfigError, GatewayConfig, Limits, Secret};
+pub use console::ConsoleError;
 pub use error::{Error, Result};
+pub use loadgen::{LoadError, LoadOptions, LoadReport, Mix};
 pub use server::{serve, Gateway, CHAT_PAGE};
