@@ -201,8 +201,11 @@ struct Console {
     client: clickhouse::Client,
     url: String,
     permits: Semaphore,
-    cache: Mutex<HashMap<(u32, String), (Instant, Arc<Summary>)>>,
+    cache: Mutex<HashMap<SummaryKey, (Instant, Arc<Summary>)>>,
 }
+
+/// A summary's window length and dialogue-id prefix.
+type SummaryKey = (u32, String);
 
 /// The console's routes (`/console`, `/console/vendor/…`, `/console/api/…`), reading from the
 /// ClickHouse in `settings`. [`crate::serve`] merges them in when
@@ -317,10 +320,9 @@ fn now_ms() -> u64 {
 fn parse_minutes(raw: Option<&str>) -> ApiResult<u32> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(DEFAULT_MINUTES),
-        Some(s) => s
-            .parse::<u64>()
-            .map(|m| m.clamp(1, u64::from(MAX_MINUTES)) as u32)
-            .map_err(|_| ConsoleError::BadRequest { name: "minutes", reason: "expected a whole number of minutes".into() }),
+        Some(s) => s.parse::<u64>().map(|m| m.clamp(1, u64::from(MAX_MINUTES)) as u32).map_err(|_| {
+            ConsoleError::BadRequest { name: "minutes", reason: "expected a whole number of minutes".into() }
+        }),
     }
 }
 
@@ -360,9 +362,7 @@ fn window(params: &Params) -> ApiResult<Window> {
 }
 
 fn params(query: Result<Query<Params>, QueryRejection>) -> ApiResult<Params> {
-    query
-        .map(|Query(p)| p)
-        .map_err(|e| ConsoleError::BadRequest { name: "query string", reason: e.body_text() })
+    query.map(|Query(p)| p).map_err(|e| ConsoleError::BadRequest { name: "query string", reason: e.body_text() })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,12 +386,12 @@ impl Console {
         }
     }
 
-    fn cached(&self, key: &(u32, String)) -> Option<Arc<Summary>> {
+    fn cached(&self, key: &SummaryKey) -> Option<Arc<Summary>> {
         let cache = self.cache.lock().ok()?;
         cache.get(key).filter(|(at, _)| at.elapsed() < SUMMARY_CACHE).map(|(_, s)| s.clone())
     }
 
-    fn remember(&self, key: (u32, String), summary: Arc<Summary>) {
+    fn remember(&self, key: SummaryKey, summary: Arc<Summary>) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|_, (at, _)| at.elapsed() < SUMMARY_CACHE);
             if cache.len() >= SUMMARY_CACHE_ENTRIES {
@@ -656,7 +656,7 @@ async fn compute_summary(client: &clickhouse::Client, w: &Window) -> Result<Summ
         .bind(&w.prefix)
         .bind(w.from_s)
         .bind(&w.prefix)
-        .bind(CLARIFYING_ANSWERS)
+        .bind(CLARIFYING_ANSWERS.to_vec())
         .bind(TOP_UNRESOLVED)
         .fetch_all::<UnresolvedRow>();
     let (counts, latency, turns, minute_latency, intents, reasons, unresolved) =
@@ -966,7 +966,14 @@ mod tests {
         let order: Vec<&str> = t.events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             order,
-            ["user_said", "intent_recognized", "knowledge_retrieved", "answer_generated", "handoff_requested", "dialogue_closed"]
+            [
+                "user_said",
+                "intent_recognized",
+                "knowledge_retrieved",
+                "answer_generated",
+                "handoff_requested",
+                "dialogue_closed"
+            ]
         );
         let since: Vec<Option<i64>> = t.events.iter().map(|e| e.since_user_ms).collect();
         assert_eq!(since, [Some(0), Some(0), Some(40), Some(100), None, None]);

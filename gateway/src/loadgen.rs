@@ -266,23 +266,22 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport> {
     // Connect, a bounded number at a time, within the connect phase.
     let phase_end = Instant::now() + CONNECT_PHASE;
     let locale = options.locale;
-    let attempts: Vec<(usize, std::result::Result<Socket, String>)> =
-        futures::stream::iter(0..options.connections)
-            .map(|i| {
-                let url = url.clone();
-                let user = format!("loadgen-{nonce}-{i}");
-                async move {
-                    let deadline = phase_end.min(Instant::now() + CONNECT_TIMEOUT);
-                    let outcome = match tokio::time::timeout_at(deadline, open(&url, &user, locale)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(format!("no welcome within {} s", CONNECT_TIMEOUT.as_secs())),
-                    };
-                    (i, outcome)
-                }
-            })
-            .buffer_unordered(CONNECT_CONCURRENCY)
-            .collect()
-            .await;
+    let attempts: Vec<(usize, std::result::Result<Socket, String>)> = futures::stream::iter(0..options.connections)
+        .map(|i| {
+            let url = url.clone();
+            let user = format!("loadgen-{nonce}-{i}");
+            async move {
+                let deadline = phase_end.min(Instant::now() + CONNECT_TIMEOUT);
+                let outcome = match tokio::time::timeout_at(deadline, open(&url, &user, locale)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!("no welcome within {} s", CONNECT_TIMEOUT.as_secs())),
+                };
+                (i, outcome)
+            }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect()
+        .await;
     let mut sockets = Vec::new();
     let mut connect_errors = 0usize;
     let mut first_error: Option<String> = None;
@@ -431,7 +430,10 @@ async fn open(url: &str, user_id: &str, locale: Locale) -> std::result::Result<S
                 };
             }
             Some(Ok(Message::Close(frame))) => {
-                return Err(format!("closed before welcome{}", frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()))
+                return Err(format!(
+                    "closed before welcome{}",
+                    frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()
+                ))
             }
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(format!("before welcome: {e}")),
@@ -907,7 +909,11 @@ mod tests {
 
     #[test]
     fn the_schedule_has_rate_times_duration_says() {
-        let o = |rate: f64, ms: u64| LoadOptions { rate, duration: Duration::from_millis(ms), ..LoadOptions::new("ws://h/ws") };
+        let o = |rate: f64, ms: u64| LoadOptions {
+            rate,
+            duration: Duration::from_millis(ms),
+            ..LoadOptions::new("ws://h/ws")
+        };
         assert_eq!(o(50.0, 3000).total_says(), 150);
         assert_eq!(o(10.0, 10_000).total_says(), 100);
         assert_eq!(o(0.5, 3000).total_says(), 2, "says at 0 s and 2 s");

@@ -88,6 +88,14 @@ impl Rig {
     }
 }
 
+/// Test logs (`RUST_LOG=switchboard_gateway=debug`).
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -176,6 +184,7 @@ fn msg_id(turn: &Event) -> String {
 
 #[tokio::test]
 async fn summary_trace_and_dialogue_list_come_from_clickhouse() {
+    logs();
     let settings = ClickHouseSettings::from_env().expect("clickhouse settings");
     let sink = ClickHouseSink::new(&settings);
     sink.ping().await.unwrap_or_else(|e| panic!("{e} (is ClickHouse up? deploy/dev/up.sh)"));
@@ -246,10 +255,7 @@ async fn summary_trace_and_dialogue_list_come_from_clickhouse() {
         .map(|i| (i["intent"].as_str().unwrap().to_string(), i["count"].as_u64().unwrap()))
         .collect();
     intents.sort();
-    assert_eq!(
-        intents,
-        [("order_status".to_string(), 1), ("return_goods".to_string(), 1), ("unknown".to_string(), 1)]
-    );
+    assert_eq!(intents, [("order_status".to_string(), 1), ("return_goods".to_string(), 1), ("unknown".to_string(), 1)]);
     assert_eq!(s["handoffs"]["total"], 1);
     assert!((s["handoffs"]["rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(s["handoffs"]["reasons"], serde_json::json!([{"reason": "low_confidence", "count": 1}]));

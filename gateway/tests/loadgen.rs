@@ -122,7 +122,20 @@ async fn open_loop_load_is_sent_answered_and_measured() {
     assert!(report.p99_ms > 0.0, "{json}");
     assert!(report.p50_ms <= report.p95_ms && report.p95_ms <= report.p99_ms && report.p99_ms <= report.max_ms);
     assert!(report.elapsed_s < 3.0 + 10.0 + 5.0, "{json}");
-    for field in ["p50_ms", "p95_ms", "p99_ms", "max_ms", "sent", "answered", "handoffs", "errors", "timeouts", "connections", "rate", "duration_s"] {
+    for field in [
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+        "sent",
+        "answered",
+        "handoffs",
+        "errors",
+        "timeouts",
+        "connections",
+        "rate",
+        "duration_s",
+    ] {
         assert!(json.get(field).is_some(), "report lacks {field}: {json}");
     }
     assert_eq!(json["rate"], 50.0);

@@ -230,9 +230,13 @@ fn session_stage<'s>(
                         }
                     }
                     None => {
-                        // End of input: every dialogue closes at its own idle deadline.
-                        let closes = sessions.close_idle(i64::MAX);
-                        output.session(&*held).give_iterator(closes.into_iter());
+                        // End of input. A recording or a replay has really ended: every dialogue
+                        // closes at its own idle deadline. A live run is only stopping: its
+                        // dialogues go on after the restart, so none is closed.
+                        if clock == Clock::Virtual {
+                            let closes = sessions.close_idle(i64::MAX);
+                            output.session(&*held).give_iterator(closes.into_iter());
+                        }
                         clock_cap = None;
                     }
                 }

@@ -101,8 +101,46 @@ enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
+    /// WebSocket load: prints JSON with p50/p95/p99/max ms, sent, answered, errors.
+    Loadgen {
+        /// Gateway WebSocket URL, e.g. ws://127.0.0.1:8080/ws.
+        #[arg(long)]
+        url: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Says per second in total (open loop).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Duration, e.g. 30s, 2m or plain seconds.
+        #[arg(long, default_value = "30s")]
+        duration: String,
+        /// Utterance mix: zipf or unique.
+        #[arg(long, default_value = "zipf")]
+        mix: String,
+    },
     /// Check that the broker, its topics, ClickHouse and the models are reachable.
     Doctor,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| anyhow!(BadInput(format!("--duration `{text}` is not like 30s, 2m or 90"))))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => bail!(BadInput(format!("--duration `{text}`: unknown unit `{unit}` (ms, s, m, h)"))),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        bail!(BadInput(format!("--duration `{text}` must be positive")));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 #[derive(Subcommand)]
@@ -294,6 +332,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kb { command: KbCommand::Load { files, config } } => {
             let version = commands::kb_load(&files, config.as_deref())?;
             println!("{version}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loadgen { url, connections, rate, duration, mix } => {
+            let mut options = switchboard_gateway::LoadOptions::new(url);
+            options.connections = connections;
+            options.rate = rate;
+            options.duration = parse_duration(&duration)?;
+            options.mix = mix.parse().map_err(|e| anyhow!(BadInput(format!("--mix: {e}"))))?;
+            options.validate().map_err(|e| anyhow!(BadInput(e.to_string())))?;
+            let report = runtime()?.block_on(switchboard_gateway::loadgen::run(options))?;
+            println!("{}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

@@ -275,10 +275,7 @@ pub fn ranking_is_final(points: &[Hit], limit: usize, total: usize, k: usize) ->
         return true;
     }
     let ranked = rank_entries(points.iter().copied(), k);
-    let lowest = points
-        .iter()
-        .map(|h| h.score)
-        .min_by(|a, b| a.total_cmp(b));
+    let lowest = points.iter().map(|h| h.score).min_by(|a, b| a.total_cmp(b));
     match (ranked.len() >= k, ranked.last(), lowest) {
         (true, Some(kth), Some(lowest)) => kth.score > lowest,
         _ => false,
@@ -564,7 +561,13 @@ impl QdrantIndex {
         snapshot
             .locales
             .iter()
-            .map(|l| collection_name(&self.conn.settings.collection_prefix, &snapshot.version, l.locale))
+            .map(|l| {
+                collection_name(
+                    &self.conn.settings.collection_prefix,
+                    &snapshot.version,
+                    l.locale,
+                )
+            })
             .collect()
     }
 
@@ -719,6 +722,9 @@ impl QdrantIndex {
             return Ok(Vec::new());
         }
         let total = locale.rows.len();
+        if total == 0 {
+            return Ok(Vec::new());
+        }
         let exact = self.conn.settings.exact;
         let client = &self.conn.client;
         let mut limit = fetch_limit(k, locale.max_questions).min(total);
@@ -735,9 +741,10 @@ impl QdrantIndex {
                         intent.clone(),
                     )]));
                 }
-                let response = client.query(request).await.map_err(QdrantError::request(
-                    format!("query {}", locale.collection),
-                ))?;
+                let response = client
+                    .query(request)
+                    .await
+                    .map_err(QdrantError::request(format!("query {}", locale.collection)))?;
                 let points: Vec<Hit> = response
                     .result
                     .iter()
@@ -822,26 +829,34 @@ async fn sync_collections(
             )
             .await
             .map_err(QdrantError::request(format!("index `intent` of {name}")))?;
-        let rows = block.rows.iter().zip(block.data.chunks_exact(locale.dim));
-        let points: Vec<PointStruct> = rows
+        let rows: Vec<(usize, (&QuestionRef, &[f32]))> = block
+            .rows
+            .iter()
+            .zip(block.data.chunks_exact(locale.dim))
             .enumerate()
-            .map(|(i, (row, vector))| {
-                let intent = snapshot
-                    .entries
-                    .get(row.entry_index as usize)
-                    .map_or("", |e| e.intent.as_str());
-                let payload = Payload::from([
-                    (FIELD_ENTRY_INDEX, Value::from(i64::from(row.entry_index))),
-                    (FIELD_QUESTION_INDEX, Value::from(i64::from(row.question_index))),
-                    (FIELD_INTENT, Value::from(intent)),
-                    (FIELD_LOCALE, Value::from(block.locale.as_str())),
-                ]);
-                PointStruct::new(point_id(i), vector.to_vec(), payload)
-            })
             .collect();
-        for (n, batch) in points.chunks(UPSERT_BATCH).enumerate() {
+        for (n, batch) in rows.chunks(UPSERT_BATCH).enumerate() {
+            let points: Vec<PointStruct> = batch
+                .iter()
+                .map(|&(i, (row, vector))| {
+                    let intent = snapshot
+                        .entries
+                        .get(row.entry_index as usize)
+                        .map_or("", |e| e.intent.as_str());
+                    let payload = Payload::from([
+                        (FIELD_ENTRY_INDEX, Value::from(i64::from(row.entry_index))),
+                        (
+                            FIELD_QUESTION_INDEX,
+                            Value::from(i64::from(row.question_index)),
+                        ),
+                        (FIELD_INTENT, Value::from(intent)),
+                        (FIELD_LOCALE, Value::from(block.locale.as_str())),
+                    ]);
+                    PointStruct::new(point_id(i), vector.to_vec(), payload)
+                })
+                .collect();
             client
-                .upsert_points(UpsertPointsBuilder::new(name, batch.to_vec()).wait(true))
+                .upsert_points(UpsertPointsBuilder::new(name, points).wait(true))
                 .await
                 .map_err(QdrantError::request(format!(
                     "upsert batch {n} into {name}"
