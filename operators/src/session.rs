@@ -146,13 +146,15 @@ impl Sessions {
         self.open.get(dialogue_id)
     }
 
-    /// Processes one turn at time `now_ms` and returns the events it causes, in order:
+    /// Processes one turn seen at event time `seen_at_ms` (the dataflow time: the record's
+    /// time in replays and tests, the ingestion time in a live run — the same clock the idle
+    /// watermark uses) and answered at `now_ms`. Returns the events it causes, in order:
     /// IntentRecognized, KnowledgeRetrieved, then exactly one AnswerGenerated or HandoffRequested.
-    pub fn on_turn(&mut self, turn: TurnAnalysis, now_ms: i64) -> Vec<Event> {
+    pub fn on_turn(&mut self, turn: TurnAnalysis, seen_at_ms: i64, now_ms: i64) -> Vec<Event> {
         let said = &turn.said;
         let state = self.open.entry(said.dialogue_id.clone()).or_default();
         state.turns += 1;
-        state.last_seen = state.last_seen.max(said.occurred_at);
+        state.last_seen = state.last_seen.max(seen_at_ms);
         state.last_event = Some(said.event_id);
         for (k, v) in &turn.slots {
             state.slots.insert(k.clone(), v.clone());
@@ -373,11 +375,11 @@ mod tests {
     #[test]
     fn multi_turn_slot_filling_completes_the_pending_answer() {
         let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry())), 1100);
+        let out = s.on_turn(turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry())), 1000, 1100);
         assert_eq!(out.len(), 3);
         let EventBody::AnswerGenerated(ask) = reply(&out) else { panic!("{out:?}") };
         assert!(ask.text.contains("订单号"), "{}", ask.text);
-        let out = s.on_turn(turn("d", 2000, "12345678", "out_of_scope", 0.2, None), 2100);
+        let out = s.on_turn(turn("d", 2000, "12345678", "out_of_scope", 0.2, None), 2000, 2100);
         let EventBody::AnswerGenerated(done) = reply(&out) else { panic!("{out:?}") };
         assert_eq!(done.text, "订单 12345678 的退货申请已提交。");
         assert_eq!(done.intent, "return_goods");
@@ -388,7 +390,7 @@ mod tests {
     #[test]
     fn explicit_ask_for_a_human_hands_off() {
         let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "别废话了，转人工", "complaint", 0.99, None), 1000);
+        let out = s.on_turn(turn("d", 1000, "别废话了，转人工", "complaint", 0.99, None), 1000, 1000);
         assert!(matches!(reply(&out), EventBody::HandoffRequested(h) if h.reason == HandoffReason::UserAsked));
         assert!(asks_for_human("I want to talk to a human"));
         assert!(asks_for_human("agent please"));
@@ -398,16 +400,16 @@ mod tests {
     #[test]
     fn low_confidence_hands_off() {
         let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "今天天气怎么样", "greeting", 0.3, None), 1000);
+        let out = s.on_turn(turn("d", 1000, "今天天气怎么样", "greeting", 0.3, None), 1000, 1000);
         assert!(matches!(reply(&out), EventBody::HandoffRequested(h) if h.reason == HandoffReason::LowConfidence));
     }
 
     #[test]
     fn two_unresolved_turns_in_a_row_hand_off() {
         let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "那个东西", "product_inquiry", 0.8, None), 1000);
+        let out = s.on_turn(turn("d", 1000, "那个东西", "product_inquiry", 0.8, None), 1000, 1000);
         assert!(matches!(reply(&out), EventBody::AnswerGenerated(_)));
-        let out = s.on_turn(turn("d", 2000, "就是那个", "product_inquiry", 0.8, None), 2000);
+        let out = s.on_turn(turn("d", 2000, "就是那个", "product_inquiry", 0.8, None), 2000, 2000);
         assert!(matches!(reply(&out), EventBody::HandoffRequested(h) if h.reason == HandoffReason::RepeatedlyUnresolved));
     }
 
@@ -416,7 +418,7 @@ mod tests {
         let mut s = Sessions::new(SessionConfig::default());
         let t = turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry()));
         let id = t.said.event_id;
-        let out = s.on_turn(t, 1000);
+        let out = s.on_turn(t, 1000, 1000);
         let replies: Vec<_> = out.iter().filter(|e| matches!(e.body, EventBody::AnswerGenerated(_) | EventBody::HandoffRequested(_))).collect();
         assert_eq!(replies.len(), 1);
         assert_eq!(replies[0].event_id, EventId::derived(id, REPLY_ROLE));
@@ -426,8 +428,8 @@ mod tests {
     fn idle_dialogues_close_on_event_time_and_state_is_evicted() {
         let config = SessionConfig { idle_timeout_ms: 1000, ..SessionConfig::default() };
         let mut s = Sessions::new(config);
-        s.on_turn(turn("a", 1000, "你好", "greeting", 0.9, None), 1000);
-        s.on_turn(turn("b", 1500, "你好", "greeting", 0.9, None), 1500);
+        s.on_turn(turn("a", 1000, "你好", "greeting", 0.9, None), 1000, 1000);
+        s.on_turn(turn("b", 1500, "你好", "greeting", 0.9, None), 1500, 1500);
         assert!(s.close_idle(1999).is_empty());
         let closed = s.close_idle(2000);
         assert_eq!(closed.len(), 1);
@@ -441,9 +443,9 @@ mod tests {
     #[test]
     fn capacity_bound_closes_the_least_recent_dialogue() {
         let mut s = Sessions::new(SessionConfig { max_dialogues: 2, ..SessionConfig::default() });
-        s.on_turn(turn("a", 1, "你好", "greeting", 0.9, None), 1);
-        s.on_turn(turn("b", 2, "你好", "greeting", 0.9, None), 2);
-        let out = s.on_turn(turn("c", 3, "你好", "greeting", 0.9, None), 3);
+        s.on_turn(turn("a", 1, "你好", "greeting", 0.9, None), 1, 1);
+        s.on_turn(turn("b", 2, "你好", "greeting", 0.9, None), 2, 2);
+        let out = s.on_turn(turn("c", 3, "你好", "greeting", 0.9, None), 3, 3);
         assert!(out.iter().any(|e| e.dialogue_id == "a" && matches!(e.body, EventBody::DialogueClosed(_))));
         assert_eq!(s.len(), 2);
     }

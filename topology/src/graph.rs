@@ -212,7 +212,10 @@ fn session_stage<'s>(
                     for item in items {
                         match item {
                             Stage::Emit(e) => session.give(e),
-                            Stage::Turn { analysis, .. } => session.give_iterator(sessions.on_turn(*analysis, now).into_iter()),
+                            Stage::Turn { analysis, .. } => {
+                                let seen_at = i64::try_from(time).unwrap_or(i64::MAX);
+                                session.give_iterator(sessions.on_turn(*analysis, seen_at, now).into_iter())
+                            }
                         }
                     }
                     if let Some(m) = &metrics {
