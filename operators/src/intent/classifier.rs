@@ -173,8 +173,9 @@ pub struct TrainReport {
 pub struct ModelMeta {
     /// Folder format, [`MODEL_FORMAT`].
     pub format: u32,
-    /// `YYYYMMDDTHHMM-<8 hex>`: training time (UTC) and a hash of the head's weights and the
-    /// labels.
+    /// `<8 hex>`: a hash of the head's weights and the labels — a content version, so the same
+    /// data, encoder and seed give the same version (golden outputs name it); `trained_at`
+    /// says when.
     pub version: String,
     /// The encoder as given at training: a model name or a folder (see [`resolve_model_dir`]).
     pub encoder: String,
@@ -699,12 +700,12 @@ pub fn train_on_embeddings(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (stamp, trained_at) = timestamps(now);
+    let (_stamp, trained_at) = timestamps(now);
     let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
     let hash = head.fingerprint(&label_refs)?;
     let meta = ModelMeta {
         format: MODEL_FORMAT,
-        version: format!("{stamp}-{:08x}", (hash ^ (hash >> 32)) as u32),
+        version: format!("{:08x}", (hash ^ (hash >> 32)) as u32),
         encoder: encoder_ref.to_string(),
         labels,
         temperature,
