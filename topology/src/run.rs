@@ -116,11 +116,12 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
         let mut source = KafkaSource::open(&kafka, &options.group_id, &options.topic, index, peers, &options.start, options.end.as_ref())
             .map_err(|e| format!("worker {index}: {e}"))?;
         tracing::info!(worker = index, peers, partitions = ?source.partitions(), "worker owns partitions");
-        if let (Some(bar), Some(end)) = (&bar, &options.end) {
+        // A bounded run's total: records up to the high watermark (an upper bound when the
+        // range ends earlier).
+        if let (Some(bar), Some(_)) = (&bar, &options.end) {
             if let Ok(lag) = source.lag() {
                 bar.inc_length(lag.max(0) as u64);
             }
-            let _ = end;
         }
         let sink = LiveSink::new(handle.clone(), clickhouse.clone(), kafka.clone(), options.targets.clone(), metrics.clone())
             .map_err(|e| format!("worker {index}: {e}"))?;

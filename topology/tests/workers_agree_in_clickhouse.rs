@@ -1,7 +1,8 @@
 //! `switchboard run --workers 2` writes the same ClickHouse contents as `--workers 1`: the same
 //! 2,000 turns (multi-turn dialogues with slot filling, handoffs and malformed records) are run
 //! once with each worker count into two separate databases, and every row is compared on all
-//! columns except the wall-clock ones (`occurred_at*`, `latency_ms`, `inserted_at`, `payload`).
+//! columns except the wall-clock ones (`occurred_at*`, `latency_ms`, `inserted_at`, `payload`);
+//! confidences, from batched float inference, must agree within 2e-4.
 //!
 //! Needs the dev services and the demo models (`deploy/dev/test.sh` provides both).
 
@@ -30,12 +31,12 @@ async fn create_database(sink: &ClickHouseSink, database: &str) {
         .collect::<Vec<_>>()
         .join("\n")
         .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink.client().clone().with_option("allow_experimental_low_cardinality_type", "1");
+    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
     client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
     client.query(&ddl).execute().await.expect("create table");
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, clickhouse::Row)]
 struct Comparable {
     event_id: String,
     dialogue_id: String,
@@ -159,7 +160,16 @@ async fn two_workers_write_what_one_worker_writes() {
     let one = rows(&clickhouse, &format!("sbtest_w1_{}", &run_id[..16])).await;
     let two = rows(&clickhouse, &format!("sbtest_w2_{}", &run_id[..16])).await;
     assert!(one.len() >= expected_turns * 4, "{} rows", one.len());
-    let differ: Vec<_> = one.iter().zip(&two).filter(|(a, b)| a != b).take(5).collect();
+    // Confidences come from batched float inference, and batches are cut differently with one
+    // or two workers: they agree to the fourth decimal's rounding, not always bit for bit.
+    let same = |a: &Comparable, b: &Comparable| {
+        let close = match (a.confidence.parse::<f64>(), b.confidence.parse::<f64>()) {
+            (Ok(x), Ok(y)) => (x - y).abs() <= 2e-4,
+            _ => a.confidence == b.confidence,
+        };
+        close && Comparable { confidence: String::new(), ..a.clone() } == Comparable { confidence: String::new(), ..b.clone() }
+    };
+    let differ: Vec<_> = one.iter().zip(&two).filter(|(a, b)| !same(a, b)).take(5).collect();
     assert!(differ.is_empty() && one.len() == two.len(), "{} vs {} rows; first differences: {differ:#?}", one.len(), two.len());
     for workers in [1, 2] {
         let _ = admin.client().query(&format!("DROP DATABASE IF EXISTS sbtest_w{workers}_{}", &run_id[..16])).execute().await;
