@@ -99,9 +99,7 @@ fn understand_stage<'s>(
                         entry.1.append(batch);
                     }
                 });
-                let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
-                for time in ready {
-                    let Some((cap, records)) = stash.remove(&time) else { continue };
+                for (time, (cap, records)) in take_ready(&mut stash, frontier) {
                     let started = std::time::Instant::now();
                     let staged = understand_batch(&records, understand.as_ref(), clock.now(time));
                     if let Some(m) = &metrics {
@@ -199,9 +197,7 @@ fn session_stage<'s>(
                     }
                 });
                 let Some(held) = clock_cap.as_mut() else { return };
-                let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
-                for time in ready {
-                    let Some(mut items) = stash.remove(&time) else { continue };
+                for (time, mut items) in take_ready(&mut stash, frontier) {
                     let started = std::time::Instant::now();
                     let now = clock.now(time);
                     let at = held.delayed(&time.max(*held.time()));
@@ -248,6 +244,13 @@ fn session_stage<'s>(
         .container::<Vec<Event>>()
 }
 
+/// Removes and returns, in time order, the stashed entries whose time the input frontier has
+/// passed (no more input can arrive for them).
+fn take_ready<V>(stash: &mut BTreeMap<Time, V>, frontier: &timely::progress::frontier::MutableAntichain<Time>) -> Vec<(Time, V)> {
+    let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
+    ready.into_iter().filter_map(|t| stash.remove(&t).map(|v| (t, v))).collect()
+}
+
 /// Orders one epoch's items deterministically: by source position, emits before turns.
 fn order_key(stage: &Stage) -> (i64, i32, i64, u8, switchboard_schemas::EventId) {
     match stage {
@@ -269,9 +272,7 @@ fn sink_stage<'s>(events: Stream<'s, Time, Vec<Event>>, mut sink: Box<dyn EventS
                         entry.1.append(batch);
                     }
                 });
-                let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
-                for time in ready {
-                    let Some((cap, events)) = stash.remove(&time) else { continue };
+                for (time, (cap, events)) in take_ready(&mut stash, frontier) {
                     if let Err(e) = sink.flush(time, events) {
                         // Fail-stop: nothing of this epoch is committed; a restart redoes it.
                         tracing::error!(error = %e, time, "sink flush failed; stopping");
