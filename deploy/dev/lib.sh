@@ -156,3 +156,179 @@ migrate_clickhouse() {
 # ---------- models ----------
 
 fetch_models() { "$ROOT/deploy/models/fetch.sh"; }
+
+# ---------- model server mutual TLS ----------
+
+# make_model_server_certs: a test CA, server and client certificates in $STATE/tls for
+# `switchboard model serve --tls-dir` (the tests make their own in temporary folders).
+make_model_server_certs() {
+  command -v openssl >/dev/null || apt_install openssl
+  "$ROOT/deploy/tls/make-test-ca.sh" "$STATE/tls" >/dev/null
+}
+
+# ---------- browser (end-to-end test) ----------
+
+# install_chromium: headless Chromium, its chromedriver and a Chinese font, so the browser test
+# (topology/tests/browser_e2e.rs) can run and its screenshots show the Chinese text.
+install_chromium() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+     && dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
+    return 0
+  fi
+  apt_install chromium chromium-driver fonts-wqy-microhei
+}
+
+# ---------- secure Kafka (SASL SCRAM-SHA-512, and TLS) for the security tests ----------
+# A second and third tansu beside the shared plain one (never touched), each with its own data
+# dir and users:
+#   127.0.0.1:$SECURE_KAFKA_PORT  SASL_PLAINTEXT (tansu --authentication)
+#   127.0.0.1:$SECURE_KAFKA_TLS_PORT  SASL_SSL: stunnel terminates TLS (certificates from
+#     deploy/tls/make-kafka-certs.sh) in front of a tansu --authentication on
+#     $SECURE_KAFKA_TLS_BACKEND_PORT that advertises the TLS port. tansu 0.6.0 cannot serve TLS
+#     itself: its `--cert` and `--key` share a clap group that allows only one of them, and
+#     with one alone TLS stays off.
+# User `switchboard`, password in $STATE/kafka-secure/switchboard.password (random, mode 600).
+SECURE_KAFKA_PORT=${SWITCHBOARD_SECURE_KAFKA_PORT:-9094}
+SECURE_KAFKA_TLS_PORT=${SWITCHBOARD_SECURE_KAFKA_TLS_PORT:-9095}
+SECURE_KAFKA_TLS_BACKEND_PORT=${SWITCHBOARD_SECURE_KAFKA_TLS_BACKEND_PORT:-9096}
+SECURE_KAFKA_DIR="$STATE/kafka-secure"
+
+port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+install_stunnel() { command -v stunnel4 >/dev/null || apt_install stunnel4; }
+
+# secure_kafka_password: the `switchboard` user's password (created once).
+secure_kafka_password() {
+  mkdir -p "$SECURE_KAFKA_DIR"; chmod 700 "$SECURE_KAFKA_DIR"
+  local f="$SECURE_KAFKA_DIR/switchboard.password"
+  if [ ! -s "$f" ]; then
+    ( umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$f" )
+  fi
+  cat "$f"
+}
+
+# start_secure_tansu NAME LISTEN_PORT ADVERTISED_PORT: a tansu with --authentication in
+# $STATE/NAME whose users were created while it ran without it.
+start_secure_tansu() {
+  local name=$1 port=$2 advertised=$3 dir="$STATE/$1"
+  if pid_alive "$name" && port_open "$port"; then return 0; fi
+  stop_pidfile "$name"
+  mkdir -p "$dir"; chmod 700 "$dir"
+  launch() {
+    ( cd "$dir" && exec setsid tansu broker \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$advertised" \
+        --storage-engine sqlite://tansu.db "$@" >>"$dir/broker.log" 2>&1 ) &
+    echo $! >"$STATE/$name.pid"
+  }
+  if [ ! -f "$dir/users-created" ]; then
+    say "creating Kafka users in $name (broker briefly without authentication)"
+    launch
+    wait_until 30 "$name" timeout 2 tansu topic list --broker "tcp://127.0.0.1:$port" \
+      || die "$name did not answer within 30 s; see $dir/broker.log"
+    local password; password=$(secure_kafka_password)
+    timeout 10 tansu user create switchboard "$password" --mechanism scram512 \
+      --broker "tcp://127.0.0.1:$port" >/dev/null || die "could not create the Kafka user in $name"
+    for topic in user.said bot.said switchboard.dead-letter; do
+      timeout 10 tansu topic create "$topic" --partitions "${SWITCHBOARD_PARTITIONS:-8}" \
+        --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 || true
+    done
+    stop_pidfile "$name"
+    touch "$dir/users-created"
+  fi
+  say "starting $name on 127.0.0.1:$port (SASL SCRAM-SHA-512 required, advertised :$advertised)"
+  launch --authentication
+  wait_until 30 "$name" port_open "$port" || die "$name did not listen within 30 s; see $dir/broker.log"
+}
+
+start_kafka_tls_proxy() {
+  local dir="$SECURE_KAFKA_DIR"
+  if pid_alive kafka-tls-proxy && port_open "$SECURE_KAFKA_TLS_PORT"; then return 0; fi
+  stop_pidfile kafka-tls-proxy
+  install_stunnel
+  "$ROOT/deploy/tls/make-kafka-certs.sh" "$dir/tls"
+  cat >"$dir/stunnel.conf" <<CONF
+foreground = yes
+pid =
+output = $dir/stunnel.log
+[kafka-tls]
+accept = 127.0.0.1:$SECURE_KAFKA_TLS_PORT
+connect = 127.0.0.1:$SECURE_KAFKA_TLS_BACKEND_PORT
+cert = $dir/tls/broker.crt
+key = $dir/tls/broker.key
+sslVersionMin = TLSv1.2
+CONF
+  say "starting the TLS terminator on 127.0.0.1:$SECURE_KAFKA_TLS_PORT"
+  ( exec setsid stunnel4 "$dir/stunnel.conf" >>"$dir/stunnel.log" 2>&1 ) &
+  echo $! >"$STATE/kafka-tls-proxy.pid"
+  wait_until 30 "stunnel" port_open "$SECURE_KAFKA_TLS_PORT" \
+    || die "stunnel did not listen within 30 s; see $dir/stunnel.log"
+}
+
+# start_secure_kafka: both secure brokers and the TLS terminator; idempotent and safe to call
+# from concurrent test processes (one at a time under a lock).
+start_secure_kafka() {
+  mkdir -p "$SECURE_KAFKA_DIR"; chmod 700 "$SECURE_KAFKA_DIR"
+  (
+    flock -w 120 9 || die "timed out waiting for the secure Kafka lock"
+    secure_kafka_password >/dev/null
+    start_secure_tansu kafka-secure "$SECURE_KAFKA_PORT" "$SECURE_KAFKA_PORT"
+    start_secure_tansu kafka-secure-tls "$SECURE_KAFKA_TLS_BACKEND_PORT" "$SECURE_KAFKA_TLS_PORT"
+    start_kafka_tls_proxy
+  ) 9>"$SECURE_KAFKA_DIR/.lock"
+}
+
+stop_secure_kafka() {
+  stop_pidfile kafka-tls-proxy
+  stop_pidfile kafka-secure-tls
+  stop_pidfile kafka-secure
+}
+
+# ---------- cargo-deny (license and ban checks of the dependency tree; see deny.toml) ----------
+
+CARGO_DENY_VERSION=0.20.2
+install_cargo_deny() {
+  if command -v cargo-deny >/dev/null && cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
+    return 0
+  fi
+  say "installing cargo-deny $CARGO_DENY_VERSION (cargo install; about 5 minutes the first time)"
+  nice cargo install "cargo-deny@$CARGO_DENY_VERSION" --locked >"$CACHE/cargo-deny-install.log" 2>&1 \
+    || die "cargo install cargo-deny failed; see $CACHE/cargo-deny-install.log"
+}
+
+# check_dependencies: licenses and bans per deny.toml. Advisories are not checked here: they
+# need the RustSec database from GitHub, which the CI machine cannot reach.
+check_dependencies() {
+  install_cargo_deny
+  say "checking dependency licenses and bans (cargo deny)"
+  local log="$CACHE/cargo-deny-check.log"
+  if ( cd "$ROOT" && cargo deny --offline check --hide-inclusion-graph licenses bans >"$log" 2>&1 ); then
+    say "cargo deny: $(tail -n 1 "$log")"
+  else
+    grep -v '^warning\[duplicate\]' "$log" | grep -A 12 '^error' >&2 || cat "$log" >&2
+    die "cargo deny check licenses bans failed (full report: $log)"
+  fi
+}
+
+# ---------- Kubernetes manifests (topology/tests/k8s_manifests.rs) ----------
+
+# install_kubectl: a kubectl for `kubectl kustomize` (renders deploy/k8s offline, no cluster);
+# Debian's kubernetes-client when none is installed.
+install_kubectl() {
+  command -v kubectl >/dev/null && return 0
+  apt_install kubernetes-client
+}
+
+# install_k8s_validator: kubernetes-validate (PyPI; ships the Kubernetes JSON schemas, works
+# offline) in a venv under $CACHE; the manifest test uses it when present.
+K8S_VALIDATE_VERSION=1.37.0
+install_k8s_validator() {
+  local venv="$CACHE/k8s-venv"
+  if [ -x "$venv/bin/kubernetes-validate" ] && "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$K8S_VALIDATE_VERSION"; then
+    return 0
+  fi
+  apt_install python3-venv
+  say "installing kubernetes-validate $K8S_VALIDATE_VERSION into $venv"
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q "kubernetes-validate==$K8S_VALIDATE_VERSION" \
+    || die "pip install kubernetes-validate failed"
+}

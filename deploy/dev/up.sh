@@ -16,5 +16,6 @@ start_tansu
 create_topics
 start_clickhouse
 migrate_clickhouse
+make_model_server_certs
 
 say "services up in $(( $(date +%s) - started )) s: kafka 127.0.0.1:$KAFKA_PORT, clickhouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT, models $ROOT/models"

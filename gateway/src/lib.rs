@@ -46,5 +46,5 @@ mod tests;
 pub use config::{ConfigError, GatewayConfig, Limits, Secret};
 pub use console::ConsoleError;
 pub use error::{Error, Result};
-pub use loadgen::{LoadError, LoadOptions, LoadReport, Mix};
+pub use loadgen::{LoadError, LoadOptions, LoadReport, Mix, Texts};
 pub use server::{serve, Gateway, CHAT_PAGE};

@@ -624,8 +624,9 @@ async fn connection(mut ws: Socket, mut says: mpsc::UnboundedReceiver<Say>, dead
 // Texts
 // ---------------------------------------------------------------------------------------------
 
-/// Picks the texts of the says.
-struct Texts {
+/// Picks the texts of the says: the locale's built-in utterances sampled with Zipf's law, made
+/// unique per say for [`Mix::Unique`]. Also used by the topology's benchmarks.
+pub struct Texts {
     mix: Mix,
     locale: Locale,
     nonce: String,
@@ -636,7 +637,8 @@ struct Texts {
 }
 
 impl Texts {
-    fn new(mix: Mix, locale: Locale, nonce: &str) -> Self {
+    /// Texts of `mix` in `locale`; `nonce` makes unique texts differ between runs.
+    pub fn new(mix: Mix, locale: Locale, nonce: &str) -> Self {
         use rand::SeedableRng;
         let list = utterances(locale);
         let mut sum = 0.0;
@@ -658,7 +660,7 @@ impl Texts {
     }
 
     /// The text of say number `k`.
-    fn next(&mut self, k: u64) -> String {
+    pub fn next(&mut self, k: u64) -> String {
         let base = self.list.get(self.zipf_index()).copied().unwrap_or("你好");
         match (self.mix, self.locale) {
             (Mix::Zipf, _) => base.to_string(),

@@ -1,20 +1,28 @@
 //! Understanding a batch of turns: the intent classifier and the knowledge retrieval behind
 //! one interface, so the graph can batch a whole epoch and tests can use a small double.
 //!
-//! [`ModelUnderstanding`] is the real one: per locale an [`IntentModel`] and one shared
+//! [`ModelUnderstanding`] is the real one: an [`IntentBackend`] (in process, per locale an
+//! `IntentModel`: [`LocalIntentBackend`]; or a model server over gRPC) and one shared
 //! [`Retriever`]. Each batch is embedded once per locale (the same vectors feed the classifier
-//! head and the vector search), results are cached by normalised text ([`crate::intent::normalize_text`], as in training) in an LRU, and new model
-//! versions or knowledge-base snapshots are picked up between batches without a restart.
+//! head and the vector search), results are cached by normalised text ([`crate::intent::normalize_text`], as in training) and
+//! versions in an LRU, and new model versions or knowledge-base snapshots are loaded without a
+//! restart.
+//!
+//! Which versions a batch uses is not decided here but by the caller: [`Understand::available_versions`]
+//! reports what is loaded (the topology turns it into a differential collection of versions that
+//! it joins with the turns), and [`Understand::understand`] takes the versions to use. The last
+//! few versions of each component stay loaded so that a batch pinned to an older version while a
+//! newer one arrives is still understood by exactly the version it names.
 
-use crate::intent::classifier::IntentModel;
+use crate::intent::backend::{IntentBackend, LocalIntentBackend};
 use crate::retrieval::{Retriever, RetrieverConfig, Snapshot, SnapshotWatcher};
 use crate::session::RetrievedAnswer;
 use lru::LruCache;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use switchboard_schemas::Locale;
 
 /// What was understood of one turn.
@@ -32,11 +40,28 @@ pub struct Understanding {
     pub kb_version: String,
 }
 
+/// Component name → version: `intent/zh-CN`, `intent/en` (classifier versions) and `kb` (the
+/// knowledge-base snapshot). See [`model_component`] and [`KB_COMPONENT`].
+pub type Versions = BTreeMap<String, String>;
+
+/// The component name of the intent model of `locale` in [`Versions`].
+pub fn model_component(locale: Locale) -> String {
+    format!("intent/{}", locale.as_str())
+}
+
+/// The component name of the knowledge base in [`Versions`].
+pub const KB_COMPONENT: &str = "kb";
+
 /// Classifies and retrieves for a batch of (locale, PII-masked text) turns.
 pub trait Understand: Send + Sync {
-    /// One [`Understanding`] per input, in order. Confidences and scores are rounded to four
-    /// decimals so that results do not depend on how turns were batched.
-    fn understand(&self, batch: &[(Locale, &str)]) -> Result<Vec<Understanding>, String>;
+    /// The newest loaded version of every component. May look for and load new versions first
+    /// (hot reload); never blocks on a reload for long.
+    fn available_versions(&self) -> Versions;
+
+    /// One [`Understanding`] per input, in order, computed with exactly the components named in
+    /// `versions` (a component not named uses its newest version). Confidences and scores are
+    /// rounded to four decimals so that results do not depend on how turns were batched.
+    fn understand(&self, batch: &[(Locale, &str)], versions: &Versions) -> Result<Vec<Understanding>, String>;
 }
 
 /// Rounds a score to four decimals (batched inference differs in the last bits).
@@ -59,35 +84,52 @@ pub struct UnderstandingConfig {
     pub reload_every: Duration,
 }
 
+/// How many versions of each component stay loaded.
+const VERSIONS_KEPT: usize = 3;
+
+/// Loaded versions, oldest first, newest last (never empty).
+/// (The intent models' versions are kept by the [`IntentBackend`].)
 struct Loaded {
-    models: HashMap<Locale, Arc<IntentModel>>,
-    model_stamps: HashMap<Locale, Option<SystemTime>>,
+    retrievers: Vec<Arc<Retriever>>,
+}
+
+/// Appends `item` as the newest version and forgets the oldest beyond [`VERSIONS_KEPT`].
+fn push_version<T>(list: &mut Vec<T>, item: T) {
+    list.push(item);
+    if list.len() > VERSIONS_KEPT {
+        list.remove(0);
+    }
+}
+
+/// The versions one batch runs with.
+struct Pinned {
+    /// Intent model version per locale.
+    models: HashMap<Locale, String>,
     retriever: Arc<Retriever>,
 }
+
+/// Cache key: locale, model version, snapshot version, normalised text.
+type CacheKey = (Locale, String, String, String);
 
 /// The real understanding: classifier per locale + knowledge retrieval, hot-reloaded.
 pub struct ModelUnderstanding {
     config: UnderstandingConfig,
+    backend: Arc<dyn IntentBackend>,
     loaded: RwLock<Loaded>,
     watcher: Mutex<(SnapshotWatcher, Instant)>,
-    cache: Mutex<LruCache<(Locale, String), Understanding>>,
-}
-
-fn model_stamp(dir: &Path) -> Option<SystemTime> {
-    std::fs::metadata(dir.join(crate::intent::classifier::META_FILE)).and_then(|m| m.modified()).ok()
+    cache: Mutex<LruCache<CacheKey, Understanding>>,
 }
 
 impl ModelUnderstanding {
     /// Loads every configured model and the current knowledge-base snapshot.
     pub fn load(config: UnderstandingConfig) -> Result<Self, String> {
-        let mut models = HashMap::new();
-        let mut model_stamps = HashMap::new();
-        for (locale, dir) in &config.intent_models {
-            let model = IntentModel::load(dir)
-                .map_err(|e| format!("intent model for {} at {}: {e}", locale.as_str(), dir.display()))?;
-            models.insert(*locale, Arc::new(model));
-            model_stamps.insert(*locale, model_stamp(dir));
-        }
+        let backend = LocalIntentBackend::load(config.intent_models.clone()).map_err(|e| format!("intent model: {e}"))?;
+        Self::with_backend(config, Arc::new(backend))
+    }
+
+    /// Classifies with `backend` (e.g. a model server; `config.intent_models` is not read) and
+    /// loads the current knowledge-base snapshot.
+    pub fn with_backend(config: UnderstandingConfig, backend: Arc<dyn IntentBackend>) -> Result<Self, String> {
         let snapshot = Snapshot::load_current(&config.knowledge_base).map_err(|e| {
             format!("knowledge base at {}: {e} (load one with `switchboard kb load FILE`)", config.knowledge_base.display())
         })?;
@@ -95,38 +137,57 @@ impl ModelUnderstanding {
         let retriever = Retriever::new(snapshot, config.retrieval).map_err(|e| e.to_string())?;
         let capacity = NonZeroUsize::new(config.cache_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(ModelUnderstanding {
-            loaded: RwLock::new(Loaded { models, model_stamps, retriever: Arc::new(retriever) }),
+            backend,
+            loaded: RwLock::new(Loaded { retrievers: vec![Arc::new(retriever)] }),
             watcher: Mutex::new((watcher, Instant::now())),
             cache: Mutex::new(LruCache::new(capacity)),
             config,
         })
     }
 
-    /// The loaded versions: (locale, model version) pairs and the snapshot version.
+    /// The newest loaded versions: (locale, model version) pairs and the snapshot version.
     pub fn versions(&self) -> (Vec<(Locale, String)>, String) {
         let Ok(loaded) = self.loaded.read() else { return (Vec::new(), String::new()) };
-        let mut models: Vec<(Locale, String)> =
-            loaded.models.iter().map(|(l, m)| (*l, m.version().to_string())).collect();
-        models.sort_by_key(|(l, _)| l.as_str());
-        (models, loaded.retriever.snapshot().version.clone())
+        let models = self.backend.versions();
+        let kb = loaded.retrievers.last().map(|r| r.snapshot().version.clone()).unwrap_or_default();
+        (models, kb)
     }
 
-    /// Looks for new model folders and snapshots (at most every `reload_every`); swaps them in
-    /// without disturbing batches in flight. Failures keep the old versions and are logged.
+    /// Resolves `versions` to loaded models and snapshot (newest where a component is not named).
+    fn pin(&self, versions: &Versions) -> Result<Pinned, String> {
+        let loaded = self.loaded.read().map_err(|_| "model lock poisoned".to_string())?;
+        // The backend checks that a named model version is still loaded when it classifies.
+        let mut models = HashMap::new();
+        for (locale, newest) in self.backend.versions() {
+            let version = versions.get(&model_component(locale)).cloned().unwrap_or(newest);
+            models.insert(locale, version);
+        }
+        let retriever = match versions.get(KB_COMPONENT) {
+            Some(wanted) => loaded
+                .retrievers
+                .iter()
+                .find(|r| r.snapshot().version == *wanted)
+                .ok_or_else(|| format!("knowledge-base snapshot {wanted} is no longer loaded"))?,
+            None => loaded.retrievers.last().ok_or_else(|| "no knowledge-base snapshot loaded".to_string())?,
+        };
+        Ok(Pinned { models, retriever: retriever.clone() })
+    }
+
+    /// Looks for new model folders and snapshots (at most every `reload_every`) and loads them as
+    /// the newest versions, keeping the previous ones for batches pinned to them. Failures keep
+    /// the old versions and are logged.
     pub fn reload_if_changed(&self) {
         let Ok(mut watcher) = self.watcher.lock() else { return };
         if watcher.1.elapsed() < self.config.reload_every {
             return;
         }
         watcher.1 = Instant::now();
-        let mut changed = false;
         match watcher.0.poll() {
             Ok(Some(snapshot)) => match Retriever::new(snapshot, self.config.retrieval) {
                 Ok(r) => {
-                    tracing::info!(version = %r.snapshot().version, "knowledge base snapshot swapped in");
+                    tracing::info!(version = %r.snapshot().version, "knowledge base snapshot loaded");
                     if let Ok(mut loaded) = self.loaded.write() {
-                        loaded.retriever = Arc::new(r);
-                        changed = true;
+                        push_version(&mut loaded.retrievers, Arc::new(r));
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "new knowledge base snapshot rejected"),
@@ -134,49 +195,26 @@ impl ModelUnderstanding {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read knowledge base snapshot"),
         }
-        for (locale, dir) in &self.config.intent_models {
-            let stamp = model_stamp(dir);
-            let old = self.loaded.read().ok().and_then(|l| l.model_stamps.get(locale).cloned()).flatten();
-            if stamp.is_none() || stamp == old {
-                continue;
-            }
-            match IntentModel::load(dir) {
-                Ok(model) => {
-                    tracing::info!(locale = locale.as_str(), version = model.version(), "intent model swapped in");
-                    if let Ok(mut loaded) = self.loaded.write() {
-                        loaded.models.insert(*locale, Arc::new(model));
-                        loaded.model_stamps.insert(*locale, stamp);
-                        changed = true;
-                    }
-                }
-                Err(e) => tracing::error!(locale = locale.as_str(), error = %e, "new intent model rejected"),
-            }
-        }
-        if changed {
-            if let Ok(mut cache) = self.cache.lock() {
-                cache.clear();
-            }
-        }
+        self.backend.refresh();
     }
 
-    fn compute(&self, locale: Locale, texts: &[&str]) -> Result<Vec<Understanding>, String> {
-        let (model, retriever) = {
-            let loaded = self.loaded.read().map_err(|_| "model lock poisoned".to_string())?;
-            let model = loaded
-                .models
-                .get(&locale)
-                .cloned()
-                .ok_or_else(|| format!("no intent model configured for locale {}", locale.as_str()))?;
-            (model, loaded.retriever.clone())
-        };
-        let vectors = model.encoder().embed(texts).map_err(|e| e.to_string())?;
-        let predictions = model.predict_embeddings(&vectors).map_err(|e| e.to_string())?;
+    fn compute(&self, locale: Locale, pinned: &Pinned, texts: &[&str]) -> Result<Vec<Understanding>, String> {
+        let version = pinned
+            .models
+            .get(&locale)
+            .ok_or_else(|| format!("no intent model configured for locale {}", locale.as_str()))?;
+        let retriever = pinned.retriever.clone();
+        let classified = self.backend.classify(locale, texts, Some(version)).map_err(|e| e.to_string())?;
+        if classified.len() != texts.len() {
+            return Err(format!("intent backend gave {} results for {} texts", classified.len(), texts.len()));
+        }
         let kb_version = retriever.snapshot().version.clone();
         Ok(texts
             .iter()
-            .zip(vectors.iter().zip(predictions))
-            .map(|(text, (vector, p))| {
-                let retrieved = retriever.retrieve(locale, Some(&p.label), text, vector).map(|r| RetrievedAnswer {
+            .zip(classified)
+            .map(|(text, c)| {
+                let p = c.prediction;
+                let retrieved = retriever.retrieve(locale, Some(&p.label), text, &c.vector).map(|r| RetrievedAnswer {
                     entry_id: r.entry.id.clone(),
                     score: round_score(r.score),
                     template: r.entry.answer.clone(),
@@ -185,7 +223,7 @@ impl ModelUnderstanding {
                 Understanding {
                     intent: p.label,
                     confidence: round_score(p.confidence),
-                    model_version: model.version().to_string(),
+                    model_version: c.model_version,
                     retrieved,
                     kb_version: kb_version.clone(),
                 }
@@ -195,17 +233,30 @@ impl ModelUnderstanding {
 }
 
 impl Understand for ModelUnderstanding {
-    fn understand(&self, batch: &[(Locale, &str)]) -> Result<Vec<Understanding>, String> {
+    fn available_versions(&self) -> Versions {
         self.reload_if_changed();
+        let (models, kb) = self.versions();
+        let mut versions: Versions = models.into_iter().map(|(l, v)| (model_component(l), v)).collect();
+        versions.insert(KB_COMPONENT.to_string(), kb);
+        versions
+    }
+
+    fn understand(&self, batch: &[(Locale, &str)], versions: &Versions) -> Result<Vec<Understanding>, String> {
+        let pinned = self.pin(versions)?;
+        let kb_version = pinned.retriever.snapshot().version.clone();
+        let cache_key = |locale: Locale, text: String| -> CacheKey {
+            let model_version = pinned.models.get(&locale).cloned().unwrap_or_default();
+            (locale, model_version, kb_version.clone(), text)
+        };
         let mut out: Vec<Option<Understanding>> = vec![None; batch.len()];
         let mut misses: HashMap<Locale, Vec<(usize, String)>> = HashMap::new();
         {
             let mut cache = self.cache.lock().map_err(|_| "cache lock poisoned".to_string())?;
             for (i, (locale, text)) in batch.iter().enumerate() {
-                let key = (*locale, crate::intent::normalize_text(text));
-                match cache.get(&key) {
+                let normalized = crate::intent::normalize_text(text);
+                match cache.get(&cache_key(*locale, normalized.clone())) {
                     Some(hit) => out[i] = Some(hit.clone()),
-                    None => misses.entry(*locale).or_default().push((i, key.1)),
+                    None => misses.entry(*locale).or_default().push((i, normalized)),
                 }
             }
         }
@@ -217,13 +268,13 @@ impl Understand for ModelUnderstanding {
             let mut unique: Vec<&str> = items.iter().map(|(_, k)| k.as_str()).collect();
             unique.sort_unstable();
             unique.dedup();
-            let results = self.compute(locale, &unique)?;
+            let results = self.compute(locale, &pinned, &unique)?;
             let by_text: HashMap<&str, &Understanding> = unique.iter().copied().zip(results.iter()).collect();
             let mut cache = self.cache.lock().map_err(|_| "cache lock poisoned".to_string())?;
             for (i, key) in items {
                 if let Some(u) = by_text.get(key.as_str()) {
                     out[*i] = Some((*u).clone());
-                    cache.put((locale, key.clone()), (*u).clone());
+                    cache.put(cache_key(locale, key.clone()), (*u).clone());
                 }
             }
         }

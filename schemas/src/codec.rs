@@ -1,6 +1,6 @@
 //! Strict JSON encoding and decoding of [`Event`]s.
 
-use crate::event::{Event, EventKind, SCHEMA_VERSION};
+use crate::event::{Event, EventBody, EventKind, SCHEMA_VERSION};
 use crate::DecodeError;
 use serde::Deserialize;
 
@@ -70,7 +70,31 @@ pub fn decode_str(text: &str) -> Result<Event, DecodeError> {
             return Err(DecodeError::TextTooLong { kind: kind_name, chars, limit: MAX_TEXT_CHARS });
         }
     }
+    // A number beyond f32's range (`1e39`) reads as infinity, which JSON cannot write back
+    // (it would encode as `null`): refuse it here rather than pass on an event that no longer
+    // round-trips.
+    for (field, value) in float_fields(&event.body) {
+        if !value.is_finite() {
+            return Err(DecodeError::InvalidField {
+                kind: kind_name,
+                message: format!("`{field}` must be a finite 32-bit number"),
+            });
+        }
+    }
     Ok(event)
+}
+
+/// The floating-point fields of a body, by name.
+fn float_fields(body: &EventBody) -> Vec<(&'static str, f32)> {
+    match body {
+        EventBody::IntentRecognized(b) => vec![("confidence", b.confidence)],
+        EventBody::KnowledgeRetrieved(b) => vec![("score", b.score)],
+        EventBody::AnswerGenerated(b) => vec![("confidence", b.confidence)],
+        EventBody::UserSaid(_)
+        | EventBody::HandoffRequested(_)
+        | EventBody::DialogueClosed(_)
+        | EventBody::DeadLetter(_) => Vec::new(),
+    }
 }
 
 fn malformed(e: &serde_json::Error) -> DecodeError {

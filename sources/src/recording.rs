@@ -70,10 +70,12 @@ pub fn parse_line(text: &str) -> Result<SourceRecord, String> {
 
 /// Formats one record as a recording line (without the newline).
 pub fn format_line(record: &SourceRecord) -> String {
+    // Embedded only when the JSON is exactly the bytes: a parser drops whitespace around a
+    // value, and the replay must hand out the bytes that were recorded.
     let as_json = std::str::from_utf8(&record.value)
         .ok()
-        .filter(|s| s.trim_start().starts_with('{'))
-        .and_then(|s| serde_json::from_str::<Box<RawValue>>(s).ok());
+        .filter(|s| s.starts_with('{'))
+        .and_then(|s| serde_json::from_str::<Box<RawValue>>(s).ok().filter(|raw| raw.get() == s));
     let fallback;
     let value: &RawValue = match &as_json {
         Some(raw) => raw,

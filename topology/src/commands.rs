@@ -43,21 +43,71 @@ pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstan
     for (locale, dir) in &config.intent_models {
         intent_models.insert(locale_of(locale)?, dir.clone());
     }
-    let understanding = ModelUnderstanding::load(UnderstandingConfig {
+    let locales: Vec<Locale> = intent_models.keys().copied().collect();
+    let understanding_config = UnderstandingConfig {
         intent_models,
         knowledge_base: config.knowledge_base.clone(),
         retrieval: RetrieverConfig { threshold: config.retrieval_threshold, ..RetrieverConfig::default() },
         cache_capacity: 10_000,
         reload_every: Duration::from_secs(2),
-    })
+    };
+    let understanding = match &config.model_server {
+        // Classify (and embed for retrieval) on the model server; caches and retrieval stay here.
+        Some(server) => {
+            let backend = crate::model_server::client::RemoteIntentBackend::connect(server, locales)?;
+            ModelUnderstanding::with_backend(understanding_config, Arc::new(backend))
+        }
+        None => ModelUnderstanding::load(understanding_config),
+    }
     .map_err(|e| anyhow!("{e} (deploy/dev/prepare.sh trains the demo models and loads the demo knowledge base)"))?;
     let (models, kb) = understanding.versions();
     tracing::info!(?models, kb = %kb, "models and knowledge base loaded");
     Ok(Arc::new(understanding))
 }
 
+/// `switchboard model serve`: the configuration's intent models over gRPC until SIGTERM.
+pub fn model_serve(
+    listen: std::net::SocketAddr,
+    tls_dir: Option<PathBuf>,
+    config_path: Option<&Path>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<()> {
+    use crate::model_server::{server, tls};
+    let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
+    if let Some(dir) = &tls_dir {
+        for name in [tls::CA_FILE, tls::SERVER_CERT_FILE, tls::SERVER_KEY_FILE] {
+            if !dir.join(name).is_file() {
+                return Err(anyhow!(BadInput(format!(
+                    "--tls-dir {}: no {name} (deploy/tls/make-test-ca.sh makes a test CA)",
+                    dir.display()
+                ))));
+            }
+        }
+    }
+    let mut dirs = HashMap::new();
+    for (locale, dir) in &config.intent_models {
+        dirs.insert(locale_of(locale)?, dir.clone());
+    }
+    let backend = switchboard_operators::intent::backend::LocalIntentBackend::load(dirs)
+        .map_err(|e| anyhow!("{e} (deploy/dev/prepare.sh trains the demo models)"))?;
+    let options = server::ServeOptions { listen, tls_dir, reload_every: Duration::from_secs(2) };
+    runtime.block_on(server::serve(options, Arc::new(backend), async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("model server stopping");
+    }))?;
+    Ok(())
+}
+
 fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metrics>>) -> Result<GraphConfig> {
-    Ok(GraphConfig { understand: build_understanding(config)?, session: config.session(), clock, metrics })
+    let aggregates = metrics.as_ref().map(|m| m.live_aggregates());
+    Ok(GraphConfig { understand: build_understanding(config)?, session: config.session(), clock, metrics, aggregates })
 }
 
 fn install_stop_handler(runtime: &tokio::runtime::Runtime) {

@@ -45,6 +45,10 @@ pub struct TopologyConfig {
     pub dead_letter_topic: String,
     /// Where `/metrics` is served (`run`, `submit`); empty to disable.
     pub metrics_listen: String,
+    /// Classify (and embed for retrieval) on this model server instead of in process
+    /// (`switchboard model serve`); the server loads the models, `intent_models` then only
+    /// names the locales.
+    pub model_server: Option<crate::model_server::ModelServerSettings>,
 }
 
 /// The dev state folder (`SWITCHBOARD_STATE`, default `.switchboard`).
@@ -72,6 +76,7 @@ impl Default for TopologyConfig {
             replies_topic: switchboard_schemas::topics::BOT_SAID.into(),
             dead_letter_topic: switchboard_schemas::topics::DEAD_LETTER.into(),
             metrics_listen: "127.0.0.1:9100".into(),
+            model_server: None,
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct GraphConfig {
     pub clock: Clock,
     /// Where per-operator timings go, if anywhere.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Where the live per-minute counts go, if anywhere.
+    pub aggregates: Option<Arc<crate::aggregates::LiveAggregates>>,
 }
 
 /// Builds the graph on `input` and returns the probe that tells which epochs are durable.
@@ -73,25 +75,33 @@ pub fn build<'s>(
     config: GraphConfig,
     sink: Box<dyn EventSink>,
 ) -> ProbeHandle<Time> {
-    let staged = understand_stage(input, config.understand.clone(), config.clock, config.metrics.clone());
+    let versions = crate::versions::versions_collection(input.clone(), config.understand.clone());
+    let staged = understand_stage(input, versions, config.understand.clone(), config.clock, config.metrics.clone());
     let events = session_stage(staged, config.session.clone(), config.clock, config.metrics.clone());
+    if let Some(live) = &config.aggregates {
+        crate::aggregates::aggregate_stage(events.clone(), live.clone());
+    }
     let probe = ProbeHandle::new();
     sink_stage(events, sink).probe_with(&probe);
     probe
 }
 
-/// Decodes, masks and understands each epoch's records as one batch.
+/// Decodes, masks and understands each epoch's records as one batch, with the model and
+/// knowledge-base versions that the versions collection holds at the epoch's time (an as-of join
+/// of the turn stream with the collection).
 fn understand_stage<'s>(
     input: Stream<'s, Time, Vec<SourceRecord>>,
+    versions: differential_dataflow::collection::VecCollection<'s, Time, crate::versions::VersionRecord, isize>,
     understand: Arc<dyn Understand>,
     clock: Clock,
     metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> Stream<'s, Time, Vec<Stage>> {
     input
-        .unary_frontier(Pipeline, "Understand", move |_cap, _info| {
+        .binary_frontier(versions.inner, Pipeline, Pipeline, "Understand", move |_cap, _info| {
             let mut stash: BTreeMap<Time, (timely::dataflow::operators::Capability<Time>, Vec<SourceRecord>)> =
                 BTreeMap::new();
-            move |(input, frontier), output| {
+            let mut versions_as_of = crate::versions::VersionsAsOf::default();
+            move |(input, frontier), (versions_input, versions_frontier), output| {
                 input.for_each_stamp(|cap, data| {
                     let Some(cap) = cap.retain_least(0) else { return };
                     let entry = stash.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
@@ -99,9 +109,16 @@ fn understand_stage<'s>(
                         entry.1.append(batch);
                     }
                 });
-                for (time, (cap, records)) in take_ready(&mut stash, frontier) {
+                versions_input.for_each(|_, updates| versions_as_of.absorb(updates.drain(..)));
+                let ready: Vec<Time> = ready_times(&stash, frontier)
+                    .into_iter()
+                    .filter(|t| !versions_frontier.less_equal(t))
+                    .collect();
+                for time in ready {
+                    let Some((cap, records)) = stash.remove(&time) else { continue };
                     let started = std::time::Instant::now();
-                    let staged = understand_batch(&records, understand.as_ref(), clock.now(time));
+                    let pinned = versions_as_of.at(time);
+                    let staged = understand_batch(&records, understand.as_ref(), &pinned, clock.now(time));
                     if let Some(m) = &metrics {
                         m.record_stage("understand", started.elapsed());
                     }
@@ -112,8 +129,13 @@ fn understand_stage<'s>(
         .container::<Vec<Stage>>()
 }
 
-/// Decodes and analyses one batch of records.
-pub fn understand_batch(records: &[SourceRecord], understand: &dyn Understand, now_ms: i64) -> Vec<Stage> {
+/// Decodes and analyses one batch of records with the given model and knowledge-base versions.
+pub fn understand_batch(
+    records: &[SourceRecord],
+    understand: &dyn Understand,
+    versions: &switchboard_operators::understand::Versions,
+    now_ms: i64,
+) -> Vec<Stage> {
     let mut out = Vec::with_capacity(records.len() * 2);
     let mut turns: Vec<(Turn, String)> = Vec::new();
     for record in records {
@@ -127,7 +149,7 @@ pub fn understand_batch(records: &[SourceRecord], understand: &dyn Understand, n
     }
     let queries: Vec<(switchboard_schemas::Locale, &str)> =
         turns.iter().map(|(t, masked)| (t.said.locale, masked.as_str())).collect();
-    match understand.understand(&queries) {
+    match understand.understand(&queries, versions) {
         Ok(understood) if understood.len() == turns.len() => {
             for ((turn, masked), u) in turns.into_iter().zip(understood) {
                 let mut said = turn.event.clone();
@@ -247,8 +269,13 @@ fn session_stage<'s>(
 /// Removes and returns, in time order, the stashed entries whose time the input frontier has
 /// passed (no more input can arrive for them).
 fn take_ready<V>(stash: &mut BTreeMap<Time, V>, frontier: &timely::progress::frontier::MutableAntichain<Time>) -> Vec<(Time, V)> {
-    let ready: Vec<Time> = stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect();
+    let ready = ready_times(stash, frontier);
     ready.into_iter().filter_map(|t| stash.remove(&t).map(|v| (t, v))).collect()
+}
+
+/// The stashed times, in order, that the input frontier has passed.
+fn ready_times<V>(stash: &BTreeMap<Time, V>, frontier: &timely::progress::frontier::MutableAntichain<Time>) -> Vec<Time> {
+    stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect()
 }
 
 /// Orders one epoch's items deterministically: by source position, emits before turns.

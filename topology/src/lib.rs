@@ -11,10 +11,14 @@ pub mod decode;
 pub mod deterministic;
 pub mod doctor;
 pub mod graph;
+pub mod kafka_access;
 pub mod live_sink;
 pub mod metrics;
+pub mod model_server;
 pub mod run;
 pub mod stage;
+pub mod versions;
+pub mod aggregates;
 
 /// Marks an error as bad usage or bad input: the binary exits with status 2 for it.
 #[derive(Debug)]

@@ -121,6 +121,28 @@ enum Command {
     },
     /// Check that the broker, its topics, ClickHouse and the models are reachable.
     Doctor,
+    /// The model server: intent classification and embeddings over gRPC.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Serve Classify and Embed (tonic gRPC, batched), plain or with mutual TLS.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = switchboard_topology::model_server::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Mutual TLS: a folder with ca.pem, server.pem and server.key (deploy/tls/make-test-ca.sh);
+        /// clients must present a certificate signed by ca.pem.
+        #[arg(long)]
+        tls_dir: Option<PathBuf>,
+        /// YAML configuration file (its intent_models are served).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration> {
@@ -262,7 +284,21 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Fails fast, in one line, when the broker refuses the credentials or does not answer
+/// (librdkafka itself would retry forever).
+fn check_kafka_access() -> Result<()> {
+    let settings = switchboard_schemas::settings::KafkaSettings::from_env()?;
+    switchboard_topology::kafka_access::check(&settings, switchboard_topology::kafka_access::timeout_from_env())?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Gateway { .. } | Command::Submit { .. } | Command::Record { .. } | Command::Replay { .. }
+    ) {
+        check_kafka_access()?;
+    }
     match cli.command {
         Command::Run { workers, config } => {
             commands::run_topology(switchboard_topology::run::Layout::Process(workers), config.as_deref(), &runtime()?)?;
@@ -343,6 +379,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             options.validate().map_err(|e| anyhow!(BadInput(e.to_string())))?;
             let report = runtime()?.block_on(switchboard_gateway::loadgen::run(options))?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Model { command: ModelCommand::Serve { listen, tls_dir, config } } => {
+            commands::model_serve(listen, tls_dir, config.as_deref(), &runtime()?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

@@ -108,6 +108,9 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
         bar
     });
     let bar = progress.clone();
+    if let Layout::Cluster { process, hosts, .. } = &options.layout {
+        fail_stop_on_lost_peer(*process, hosts.len());
+    }
     let options_for_workers = options.clone();
     let guards = timely::execute(options.layout.timely_config(), move |worker| -> Result<u64, String> {
         let options = &options_for_workers;
@@ -115,7 +118,11 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
         let peers = worker.peers();
         let mut source = KafkaSource::open(&kafka, &options.group_id, &options.topic, index, peers, &options.start, options.end.as_ref())
             .map_err(|e| format!("worker {index}: {e}"))?;
-        tracing::info!(worker = index, peers, partitions = ?source.partitions(), "worker owns partitions");
+        let process = match &options.layout {
+            Layout::Cluster { process, .. } => *process,
+            Layout::Process(_) => 0,
+        };
+        tracing::info!(process, worker = index, peers, partitions = ?source.partitions(), "worker owns partitions");
         // A bounded run's total: records up to the high watermark (an upper bound when the
         // range ends earlier).
         if let (Some(bar), Some(_)) = (&bar, &options.end) {
@@ -207,4 +214,34 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
         bar.finish_with_message("done");
     }
     Ok(RunReport { records, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Makes a cluster process fail-stop when it loses a peer.
+///
+/// timely's network threads panic with "timely communication error: …" when a peer's
+/// connection closes or fails; the local workers then panic on their poisoned queues and
+/// timely's own guards panic again while joining. Instead of that cascade (and of any chance
+/// of waiting forever for progress from a dead peer), the first such panic ends this process
+/// at once with one clear line and exit status 1. Nothing is lost: offsets are committed only
+/// for epochs that are durable on every worker, so restarting every process of the cluster
+/// redoes the rest with the same event ids.
+fn fail_stop_on_lost_peer(process: usize, processes: usize) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if message.starts_with("timely communication error") || message.starts_with("MergeQueue poisoned") {
+            tracing::error!(process, processes, cause = %message, "lost a peer of the timely cluster; stopping (fail-stop)");
+            eprintln!(
+                "switchboard: process {process} of {processes} lost a peer of the timely cluster ({message}); \
+                 fail-stop: restart every process of the cluster, they resume from the committed offsets"
+            );
+            std::process::exit(1);
+        }
+        previous(info);
+    }));
 }

@@ -4,7 +4,12 @@ use switchboard_operators::session::TurnAnalysis;
 use switchboard_schemas::Event;
 
 /// An item between analysis and the session operator.
+///
+/// Between the processes of a `submit` cluster timely serialises it with bincode, which cannot
+/// write the events' flattened bodies (`#[serde(flatten)]` needs a self-describing format);
+/// so on the wire a `Stage` is its JSON text ([`StageWire`]).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(into = "StageWire", try_from = "StageWire")]
 pub enum Stage {
     /// An analysed user turn, with its Kafka position for ordering.
     Turn {
@@ -17,6 +22,38 @@ pub enum Stage {
     },
     /// An event that goes straight to the sinks (masked UserSaid, dead letters, failure handoffs).
     Emit(Event),
+}
+
+/// The same shape as [`Stage`], with serde's derived (JSON-friendly) representation.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum StageJson {
+    Turn { analysis: Box<TurnAnalysis>, partition: i32, offset: i64 },
+    Emit(Event),
+}
+
+/// A [`Stage`] as exchanged between processes: its JSON text.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StageWire(String);
+
+impl From<Stage> for StageWire {
+    fn from(stage: Stage) -> Self {
+        let json = match stage {
+            Stage::Turn { analysis, partition, offset } => StageJson::Turn { analysis, partition, offset },
+            Stage::Emit(event) => StageJson::Emit(event),
+        };
+        // Serialising these plain data types to JSON cannot fail (string keys, finite data).
+        StageWire(serde_json::to_string(&json).unwrap_or_default())
+    }
+}
+
+impl TryFrom<StageWire> for Stage {
+    type Error = String;
+    fn try_from(wire: StageWire) -> Result<Self, String> {
+        match serde_json::from_str(&wire.0).map_err(|e| format!("bad stage from a peer: {e}"))? {
+            StageJson::Turn { analysis, partition, offset } => Ok(Stage::Turn { analysis, partition, offset }),
+            StageJson::Emit(event) => Ok(Stage::Emit(event)),
+        }
+    }
 }
 
 impl Stage {
@@ -37,4 +74,30 @@ pub fn dialogue_hash(dialogue_id: &str) -> u64 {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_schemas::{EventBody, Locale, UserSaid};
+
+    #[test]
+    fn stages_cross_a_process_boundary_through_bincode() {
+        let said = Event::new(
+            "d-1",
+            1_764_000_000_000,
+            EventBody::UserSaid(UserSaid { client_msg_id: "m".into(), user_id: "u".into(), locale: Locale::ZhCn, text: "你好".into() }),
+        );
+        // What timely does with a batch bound for another process (bincode inside).
+        use timely::dataflow::channels::ContainerBytes;
+        let batch = vec![Stage::Emit(said.clone())];
+        let mut bytes = Vec::new();
+        batch.into_bytes(&mut bytes);
+        assert_eq!(bytes.len(), batch.length_in_bytes());
+        let back = <Vec<Stage> as ContainerBytes>::from_bytes(timely::bytes::arc::BytesMut::from(bytes).freeze());
+        match back.as_slice() {
+            [Stage::Emit(event)] => assert_eq!(event, &said),
+            other => panic!("came back as {other:?}"),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Intent recognition: sentence encoders (candle BERT) and the classifier on top of them.
 
+pub mod backend;
 pub mod classifier;
 pub mod data;
 pub mod encoder;

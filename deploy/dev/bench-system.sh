@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# The whole-system benchmark: broker, ClickHouse, topology, gateway and the real models on this
+# machine, driven by `switchboard loadgen` (open loop) through C WebSocket connections.
+#
+# For each mix (zipf: a few frequent questions, caches help; unique: every turn is encoded), the
+# rate steps up (default 50, 100, 200, … turns/s, D each) until a step fails, then bisects
+# between the last passing and the first failing rate. A step passes when every connection
+# opened, P99 < the latency bound and errors + timeouts < the error bound. Prints a Markdown
+# table (also in $SWITCHBOARD_STATE/bench/RUN/summary.md) beside the raw loadgen JSON reports.
+#
+#   deploy/dev/bench-system.sh [--connections 1000] [--duration 30s] [--rates "50 100 200 …"]
+#                              [--mixes "zipf unique"] [--refine 2] [--p99-ms 500] [--max-error-pct 0.1]
+#
+# Services are started (or reused) like deploy/dev/run.sh does, from the release build; the
+# topology and gateway it starts itself are stopped at the end, those it found running stay.
+# SWITCHBOARD_GATEWAY_LISTEN (default 127.0.0.1:8080) and SWITCHBOARD_WORKERS (default 2) as
+# for run.sh; SWITCHBOARD_BIN=PATH skips the release build and uses that binary (for trying the
+# script). Run it on a quiet machine: everything, the load generator included, shares it.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+connections=1000 duration=30s rates="50 100 200 400 800 1600 3200 6400" mixes="zipf unique"
+refine=2 p99_bound_ms=500 max_error_pct=0.1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --connections) connections=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --rates) rates=$2; shift 2 ;;
+    --mixes) mixes=$2; shift 2 ;;
+    --refine) refine=$2; shift 2 ;;
+    --p99-ms) p99_bound_ms=$2; shift 2 ;;
+    --max-error-pct) max_error_pct=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "bench-system.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+listen=${SWITCHBOARD_GATEWAY_LISTEN:-127.0.0.1:8080}
+url="ws://$listen/ws"
+
+# ---------- limits: C client sockets here, C server sockets in the gateway ----------
+need_files=$(( connections + 1024 ))
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$need_files" ]; then
+  ulimit -Hn "$need_files" 2>/dev/null || die "the hard open-files limit $(ulimit -Hn) is below $need_files (run as root or raise it)"
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n "$need_files" || die "cannot raise the open-files limit to $need_files"
+say "open-files limit $(ulimit -n); net.core.somaxconn $(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo ?);" \
+    "local ports $(tr '\t' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo ?)"
+# The gateway refuses connections over SWITCHBOARD_GATEWAY_MAX_CONNECTIONS (default 10 000) and
+# rate-limits each connection to SWITCHBOARD_GATEWAY_RATE_PER_SEC frames/s (default 5).
+if [ "${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS:-10000}" -lt "$connections" ]; then
+  die "SWITCHBOARD_GATEWAY_MAX_CONNECTIONS=${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS} is below --connections $connections"
+fi
+
+# raise_files NAME: lifts the open-files limit of a running process started elsewhere.
+raise_files() {
+  local pid; pid=$(cat "$STATE/$1.pid")
+  local soft; soft=$(awk '/^Max open files/ {print $4}' "/proc/$pid/limits")
+  if [ "$soft" != unlimited ] && [ "$soft" -lt "$need_files" ]; then
+    say "raising the open-files limit of the running $1 (pid $pid) from $soft to $need_files"
+    prlimit --pid "$pid" --nofile="$need_files:$need_files" || die "prlimit on $1 failed; restart it from this shell"
+  fi
+}
+
+# ---------- the system ----------
+"$ROOT/deploy/dev/up.sh"
+cd "$ROOT"
+bin=${SWITCHBOARD_BIN:-}
+if [ -z "$bin" ]; then
+  say "building switchboard (release)"
+  cargo build --release --locked -p switchboard-topology
+  bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
+else
+  say "using $bin (SWITCHBOARD_BIN; figures from a debug build are not the benchmark)"
+fi
+export SWITCHBOARD_MODELS="$ROOT/models" SWITCHBOARD_STATE="$STATE"
+"$ROOT/deploy/dev/prepare.sh" "$bin"
+started=()
+cleanup() { for name in "${started[@]}"; do stop_pidfile "$name"; done; }
+trap cleanup EXIT
+if pid_alive topology; then
+  say "reusing the running topology"; raise_files topology
+else
+  say "starting the topology (log: $STATE/topology.log)"
+  ( exec setsid "$bin" run --workers "${SWITCHBOARD_WORKERS:-2}" >>"$STATE/topology.log" 2>&1 ) &
+  echo $! >"$STATE/topology.pid"; started+=(topology)
+fi
+if pid_alive gateway; then
+  say "reusing the running gateway"; raise_files gateway
+else
+  say "starting the gateway on $listen (log: $STATE/gateway.log)"
+  ( exec setsid "$bin" gateway --listen "$listen" >>"$STATE/gateway.log" 2>&1 ) &
+  echo $! >"$STATE/gateway.pid"; started+=(gateway)
+fi
+wait_until 60 gateway curl -sf "http://$listen/healthz" || die "the gateway did not answer within 60 s; see $STATE/gateway.log"
+pid_alive topology || die "the topology exited; see $STATE/topology.log"
+
+run_dir="$STATE/bench/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$run_dir"
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+os=$(. /etc/os-release && echo "$PRETTY_NAME")
+machine="$(hostname): $(nproc) cores ($cpu), $mem, $os"
+say "machine: $machine"
+echo "$machine" >"$run_dir/machine.txt"
+
+# verdict REPORT CONNECTIONS: prints "pass" or "fail: why" for one loadgen JSON report.
+verdict() {
+  python3 - "$1" "$p99_bound_ms" "$max_error_pct" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bound, max_pct, want = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+bad = r["errors"] + r["timeouts"]
+why = []
+if r["connections"] < want:
+    why.append(f"{want - r['connections']} connections refused ({r.get('connect_error')})")
+if r["p99_ms"] >= bound:
+    why.append(f"p99 {r['p99_ms']:.0f} ms")
+if r["sent"] == 0 or 100.0 * bad / r["sent"] >= max_pct:
+    why.append(f"{bad} errors+timeouts of {r['sent']}")
+print("fail: " + ", ".join(why) if why else "pass")
+PY
+}
+
+# drain: waits until a single probe turn is answered within the latency bound again, so a
+# failed step's backlog does not spill into the next one.
+drain() {
+  local deadline=$(( $(date +%s) + 600 ))
+  while :; do
+    if "$bin" loadgen --url "$url" --connections 1 --rate 1 --duration 1s 2>/dev/null >"$run_dir/probe.json" \
+       && [ "$(verdict "$run_dir/probe.json" 1)" = pass ]; then
+      return 0
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || die "the system did not drain within 10 min"
+    sleep 2
+  done
+}
+
+# step MIX RATE: one loadgen run; its report is kept; returns 0 when it passes.
+step() {
+  local mix=$1 rate=$2 report="$run_dir/$1-$2.json"
+  say "$mix at $rate turns/s, $connections connections, $duration"
+  if awk -v r="$rate" -v c="$connections" -v l="${SWITCHBOARD_GATEWAY_RATE_PER_SEC:-5}" 'BEGIN { exit !(r > c * l) }'; then
+    say "  note: above the gateway's per-connection limit (SWITCHBOARD_GATEWAY_RATE_PER_SEC=${SWITCHBOARD_GATEWAY_RATE_PER_SEC:-5}):" \
+        "rate_limited errors are expected; raise it for the gateway or use more connections"
+  fi
+  "$bin" loadgen --url "$url" --connections "$connections" --rate "$rate" --duration "$duration" --mix "$mix" \
+    >"$report" 2>"$run_dir/$mix-$rate.log" || die "loadgen failed; see $run_dir/$mix-$rate.log"
+  pid_alive topology || die "the topology exited during the run; see $STATE/topology.log"
+  local v; v=$(verdict "$report" "$connections")
+  python3 - "$report" "$v" <<'PY' >&2
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"[switchboard]   sent {r['sent']} answered {r['answered']} handoffs {r['handoffs']} errors {r['errors']} "
+      f"timeouts {r['timeouts']} p50 {r['p50_ms']:.0f} p95 {r['p95_ms']:.0f} p99 {r['p99_ms']:.0f} ms: {sys.argv[2]}")
+PY
+  [ "$v" = pass ]
+}
+
+rows=()
+for mix in $mixes; do
+  drain
+  best="" failed=""
+  for rate in $rates; do
+    if step "$mix" "$rate"; then best=$rate; else failed=$rate; break; fi
+  done
+  # Bisect between the last passing and the first failing rate.
+  low=${best:-0} high=$failed
+  for _ in $(seq 1 "$refine"); do
+    [ -n "$high" ] || break
+    mid=$(( (low + high) / 2 ))
+    [ "$mid" -gt "$low" ] && [ "$mid" -lt "$high" ] || break
+    drain
+    if step "$mix" "$mid"; then low=$mid best=$mid; else high=$mid; fi
+  done
+  if [ -n "$best" ]; then
+    rows+=("$(python3 - "$run_dir/$mix-$best.json" "$mix" "$connections" "${high:-none}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+failed = f"{sys.argv[4]}" if sys.argv[4] != "none" else "not reached"
+print(f"| {sys.argv[2]} | {sys.argv[3]} | **{r['rate']:g}** | {failed} | {r['sent']} | {r['answered']} + {r['handoffs']} | "
+      f"{r['errors'] + r['timeouts']} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['max_ms']:.0f} ms |")
+PY
+)")
+  else
+    rows+=("| $mix | $connections | none (the lowest rate failed) | ${failed} | | | | | | | |")
+  fi
+done
+
+{
+  echo "Machine: $machine. ${connections} connections, $duration per step, pass = P99 < ${p99_bound_ms} ms and errors + timeouts < ${max_error_pct} %."
+  echo
+  echo "| mix | connections | highest passing rate (turns/s) | first failing rate | sent | answered + handoffs | errors + timeouts | p50 | p95 | p99 | max |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+} | tee "$run_dir/summary.md"
+say "raw reports and summary in $run_dir"

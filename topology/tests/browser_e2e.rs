@@ -1,0 +1,415 @@
+//! End to end in a real browser: headless Chromium, driven through chromedriver (WebDriver),
+//! talks to the whole system — `switchboard run` (the topology with the real intent model and
+//! knowledge base) and `switchboard gateway` — on this test's own topics and its own ClickHouse
+//! database, against the dev broker and ClickHouse.
+//!
+//! The steps: open `/`, type 我要退货 and send it, wait for the answer bubble (the return answer
+//! asks for the order number), open its debug drawer (intent and confidence shown); open
+//! `/console`, wait until the turn is counted and its intent is in the intent distribution, then
+//! open the dialogue's trace. Each step leaves a PNG screenshot in
+//! `$SWITCHBOARD_STATE/artifacts/browser/` (the paths are printed).
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (deploy/dev/lib.sh `install_chromium`, which
+//! deploy/dev/test.sh runs): without them the test fails and says so; it never skips.
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
+use switchboard_schemas::EventId;
+use switchboard_sinks::clickhouse::ClickHouseSink;
+use switchboard_sources::admin::ensure_topics;
+
+/// The utterance typed into the chat page, and what its answer must contain: the return
+/// answer needs an order id, so the bot asks for it.
+const UTTERANCE: &str = "我要退货";
+const EXPECTED_INTENT: &str = "return_goods";
+const ANSWER_ASKS_FOR: &str = "订单号";
+
+/// Startup of the debug-build topology (models and knowledge base) plus the first turn.
+const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(90);
+/// The console polls its API every 5 s; ClickHouse has the rows within an epoch.
+const CONSOLE_WAIT: Duration = Duration::from_secs(60);
+const STEP_WAIT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(200);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `$SWITCHBOARD_STATE/artifacts/browser` (the state folder defaults to `.switchboard/`).
+fn artifacts_dir() -> PathBuf {
+    let state = std::env::var_os("SWITCHBOARD_STATE").map(PathBuf::from).unwrap_or_else(|| root().join(".switchboard"));
+    state.join("artifacts").join("browser")
+}
+
+/// The first executable called one of `names` on `PATH`.
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).flat_map(|dir| names.iter().map(move |n| dir.join(n))).find(|p| p.is_file())
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// Child processes, each in its own process group, stopped (the whole group: chromedriver's
+/// browser too) when the test ends, also by a panic.
+#[derive(Default)]
+struct Processes(Vec<(&'static str, Child)>);
+
+impl Processes {
+    fn spawn(&mut self, name: &'static str, command: &mut Command, log: &Path) {
+        let log = File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let err = log.try_clone().expect("log handle");
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        self.0.push((name, child));
+    }
+
+    /// Panics if one of them has exited.
+    fn check_alive(&mut self, logs: &Path) {
+        for (name, child) in &mut self.0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited ({status}); see its log in {}", logs.display());
+            }
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in self.0.iter_mut().rev() {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `url` over plain HTTP until it answers 200, or panics after `limit`.
+async fn wait_http_ok(what: &str, url: &str, limit: Duration, processes: &mut Processes, logs: &Path) {
+    let (host, path) = url.trim_start_matches("http://").split_once('/').expect("http://HOST/PATH");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(host).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            // The status line is enough (chromedriver keeps the connection open).
+            let mut reply = [0u8; 12];
+            if stream.write_all(request.as_bytes()).await.is_ok()
+                && matches!(
+                    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut reply)).await,
+                    Ok(Ok(_))
+                )
+                && &reply == b"HTTP/1.1 200"
+            {
+                return;
+            }
+        }
+        processes.check_alive(logs);
+        assert!(Instant::now() < deadline, "{what} did not answer {url} within {limit:?}; logs in {}", logs.display());
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Creates `database` with the project's migrations (the SQL deploy/dev/up.sh applies).
+async fn create_database(sink: &ClickHouseSink, database: &str) {
+    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
+    client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/clickhouse/migrations"))
+        .expect("migrations folder")
+        .map(|e| e.expect("migration entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    for file in files {
+        let sql = std::fs::read_to_string(&file).expect("migration");
+        let body: Vec<&str> = sql.lines().filter(|l| !l.starts_with("--")).collect();
+        for statement in body.join("\n").split("\n;") {
+            if !statement.trim().is_empty() {
+                let statement = statement.replace("switchboard.", &format!("{database}."));
+                client.query(&statement).execute().await.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            }
+        }
+    }
+}
+
+/// The browser session and where its screenshots go.
+struct Browser {
+    client: Client,
+    shots: PathBuf,
+}
+
+impl Browser {
+    /// Saves a screenshot of the viewport as `name`.png and prints its path.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+        let path = self.shots.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        println!("screenshot: {}", path.display());
+        path
+    }
+
+    /// Runs `script` (a function body; `args` are its `arguments`) in the page and returns its
+    /// value.
+    async fn js(&self, script: &str, args: &[Value]) -> Value {
+        self.client.execute(script, args.to_vec()).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Evaluates `script` until it returns something other than `null`/`false`, or panics after
+    /// `limit` with `what` (and leaves a `failed-…` screenshot).
+    async fn wait_for(&self, what: &str, limit: Duration, script: &str, args: &[Value]) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let value = self.js(script, args).await;
+            if !matches!(value, Value::Null | Value::Bool(false)) {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                let slug: String = what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+                let shot = self.screenshot(&format!("failed-{slug}")).await;
+                panic!("waited {limit:?} for {what}; the page is in {}", shot.display());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+}
+
+/// Starts chromedriver on a free port and a headless Chromium session with its own profile.
+async fn start_browser(processes: &mut Processes, work: &Path, shots: PathBuf) -> Browser {
+    let driver = on_path(&["chromedriver"]).unwrap_or_else(|| {
+        panic!(
+            "chromedriver is not installed: this test drives Debian's chromium through chromium-driver. \
+             Install them with `source deploy/dev/lib.sh && install_chromium` (deploy/dev/test.sh does it)"
+        )
+    });
+    let chromium = on_path(&["chromium", "chromium-browser", "google-chrome"]).unwrap_or_else(|| {
+        panic!(
+            "chromium is not installed: install Debian's chromium and chromium-driver with \
+             `source deploy/dev/lib.sh && install_chromium` (deploy/dev/test.sh does it)"
+        )
+    });
+    let port = free_port();
+    processes.spawn(
+        "chromedriver",
+        Command::new(&driver).args([format!("--port={port}"), "--log-level=WARNING".into()]),
+        &work.join("chromedriver.log"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_http_ok("chromedriver", &format!("{url}/status"), STEP_WAIT, processes, work).await;
+
+    let profile = work.join("chromium-profile");
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--lang=zh-CN", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let Value::Object(capabilities) = capabilities else { unreachable!("an object literal") };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("no Chromium session from chromedriver at {url}: {e}; log in {}", work.display()));
+    Browser { client, shots }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
+    let run_id = EventId::new_v7().to_string().replace('-', "");
+    let work = std::env::temp_dir().join(format!("switchboard-browser-{run_id}"));
+    std::fs::create_dir_all(&work).expect("work dir");
+    let shots = artifacts_dir();
+    std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{}: {e}", shots.display()));
+    let mut processes = Processes::default();
+
+    // This test's own topics and database.
+    let kafka = KafkaSettings::from_env().expect("kafka settings");
+    let user_said = format!("test.browser.user-said.{run_id}");
+    let bot_said = format!("test.browser.bot-said.{run_id}");
+    let dead_letter = format!("test.browser.dead.{run_id}");
+    ensure_topics(&kafka, &[&user_said, &bot_said, &dead_letter], 2)
+        .await
+        .unwrap_or_else(|e| panic!("creating topics: {e} (is the broker up? deploy/dev/up.sh)"));
+    let clickhouse = ClickHouseSettings::from_env().expect("clickhouse settings");
+    let admin = ClickHouseSink::new(&clickhouse);
+    admin.ping().await.unwrap_or_else(|e| panic!("{e} (is ClickHouse up? deploy/dev/up.sh)"));
+    let database = format!("sbtest_browser_{}", &run_id[..16]);
+    create_database(&admin, &database).await;
+
+    // The whole system: topology and gateway, the real binaries.
+    let config = work.join("topology.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "input_topic: {user_said}\nreplies_topic: {bot_said}\ndead_letter_topic: {dead_letter}\n\
+             group_id: browser-{run_id}\nmetrics_listen: \"\"\n"
+        ),
+    )
+    .expect("config");
+    let switchboard = env!("CARGO_BIN_EXE_switchboard");
+    processes.spawn(
+        "switchboard run",
+        Command::new(switchboard)
+            .args(["run", "--workers", "1", "--config"])
+            .arg(&config)
+            .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
+            .env("SWITCHBOARD_LOG", "warn"),
+        &work.join("topology.log"),
+    );
+    let gateway = format!("127.0.0.1:{}", free_port());
+    processes.spawn(
+        "switchboard gateway",
+        Command::new(switchboard)
+            .args(["gateway", "--listen", &gateway])
+            .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &user_said)
+            .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &bot_said)
+            .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
+            // The first turn waits for the debug-build topology to load its models.
+            .env("SWITCHBOARD_GATEWAY_ANSWER_TIMEOUT_MS", FIRST_ANSWER_WAIT.as_millis().to_string())
+            .env("SWITCHBOARD_LOG", "warn"),
+        &work.join("gateway.log"),
+    );
+    wait_http_ok("the gateway", &format!("http://{gateway}/healthz"), STEP_WAIT, &mut processes, &work).await;
+    let browser = start_browser(&mut processes, &work, shots).await;
+
+    // 1. The chat page connects.
+    browser.client.goto(&format!("http://{gateway}/?locale=zh-CN")).await.expect("open /");
+    browser
+        .wait_for(
+            "the chat page to connect",
+            STEP_WAIT,
+            r##"return document.getElementById("status").className === "up";"##,
+            &[],
+        )
+        .await;
+    browser.screenshot("01-chat-connected").await;
+
+    // 2. Type the question and send it; the answer bubble appears.
+    browser.find("#text").await.send_keys(UTTERANCE).await.expect("type");
+    browser.find("#send").await.click().await.expect("send");
+    let answer = browser
+        .wait_for(
+            "the answer bubble",
+            FIRST_ANSWER_WAIT,
+            r##"var row = document.querySelector("#log .row.bot");
+               if (!row) return null;
+               var text = row.querySelector(".text");
+               return { classes: row.className, text: (text || row).textContent };"##,
+            &[],
+        )
+        .await;
+    processes.check_alive(&work);
+    let mine = browser.js(r##"return document.querySelector("#log .row.me .bubble").textContent;"##, &[]).await;
+    assert!(mine.as_str().is_some_and(|t| t.starts_with(UTTERANCE)), "the user bubble shows the question: {mine}");
+    assert!(
+        answer["classes"].as_str().is_some_and(|c| c.split(' ').any(|c| c == "answer")),
+        "an answer, not a handoff: {answer}"
+    );
+    let text = answer["text"].as_str().unwrap_or_default();
+    assert!(text.contains(ANSWER_ASKS_FOR), "the return answer asks for the order number, got: {text}");
+    browser.screenshot("02-chat-answer").await;
+
+    // 3. The debug drawer shows intent and confidence.
+    browser.find("#log .row.bot details.debug summary").await.click().await.expect("open the drawer");
+    let intent = browser.find(r##"#log .row.bot dd[data-field="intent"]"##).await;
+    assert!(intent.is_displayed().await.expect("displayed"), "the drawer is open");
+    assert_eq!(intent.text().await.expect("intent text"), EXPECTED_INTENT);
+    let confidence =
+        browser.find(r##"#log .row.bot dd[data-field="confidence"]"##).await.text().await.expect("confidence");
+    let confidence: f64 =
+        confidence.trim().parse().unwrap_or_else(|_| panic!("a confidence number, got {confidence:?}"));
+    assert!((0.75..=1.0).contains(&confidence), "an answered turn is above the handoff threshold: {confidence}");
+    browser.screenshot("03-chat-debug-drawer").await;
+    let dialogue = browser.js(r##"return JSON.parse(sessionStorage.getItem("sb.dialogue"));"##, &[]).await;
+    let dialogue = dialogue.as_str().expect("the page keeps its dialogue id").to_string();
+
+    // 4. The console counts the turn and shows its intent.
+    browser.client.goto(&format!("http://{gateway}/console")).await.expect("open /console");
+    let seen = browser
+        .wait_for(
+            "the console to count the turn",
+            CONSOLE_WAIT,
+            r##"var turns = Number(document.getElementById("c-turns").textContent);
+               var chart = window.Chart && Chart.getChart(document.getElementById("chart-intents"));
+               var intents = chart ? chart.data.labels.slice() : [];
+               if (!(turns >= 1) || intents.indexOf(arguments[0]) < 0) return null;
+               return { turns: turns, intents: intents };"##,
+            &[json!(EXPECTED_INTENT)],
+        )
+        .await;
+    assert_eq!(seen["turns"], 1, "exactly this test's turn in its own database: {seen}");
+    assert_eq!(seen["intents"], json!([EXPECTED_INTENT]), "{seen}");
+    browser.screenshot("04-console-summary").await;
+
+    // 5. The dialogue's trace, opened from the recent-dialogues table.
+    let row = browser
+        .wait_for(
+            "the dialogue in the recent-dialogues table",
+            CONSOLE_WAIT,
+            r##"var rows = document.querySelectorAll("#dialogues tbody tr.clickable");
+               for (var i = 0; i < rows.length; i++) {
+                 if (rows[i].cells[0].textContent === arguments[0]) { rows[i].id = "e2e-dialogue-row"; return true; }
+               }
+               return null;"##,
+            &[json!(dialogue)],
+        )
+        .await;
+    assert_eq!(row, true);
+    browser.find("#e2e-dialogue-row").await.click().await.expect("open the trace");
+    let trace = browser
+        .wait_for(
+            "the dialogue trace",
+            STEP_WAIT,
+            r##"var status = document.getElementById("trace-status").textContent;
+               if (!/ events, /.test(status)) return null;
+               var kinds = Array.prototype.map.call(document.querySelectorAll("#trace tbody .kind"), function (k) { return k.textContent; });
+               if (kinds.indexOf("answer_generated") < 0) return null;
+               document.getElementById("trace-panel").scrollIntoView({ block: "start" });
+               return { status: status, kinds: kinds };"##,
+            &[],
+        )
+        .await;
+    let kinds: Vec<&str> = trace["kinds"].as_array().expect("kinds").iter().filter_map(Value::as_str).collect();
+    assert_eq!(kinds.first(), Some(&"user_said"), "{trace}");
+    for kind in ["intent_recognized", "knowledge_retrieved", "answer_generated"] {
+        assert!(kinds.contains(&kind), "the trace shows {kind}: {trace}");
+    }
+    assert!(trace["status"].as_str().is_some_and(|s| s.ends_with("1 turns")), "{trace}");
+    browser.screenshot("05-console-trace").await;
+
+    browser.client.close().await.expect("close the browser");
+    processes.check_alive(&work);
+    drop(processes);
+    let _ = admin.client().query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
+    let _ = std::fs::remove_dir_all(&work);
+}

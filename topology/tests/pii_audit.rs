@@ -1,0 +1,413 @@
+//! PII audit: turns with personal data in every field a user types (`text` and the hello's
+//! `user_id`) — mainland mobile numbers, 18-digit ID numbers with a valid checksum, Luhn-valid
+//! bank cards and e-mail addresses, in Chinese and English sentences, plain, spaced, dashed and
+//! full-width — plus malformed records that carry the same kind of data, run through
+//!
+//! 1. the live topology (`switchboard run` on fresh topics and a fresh ClickHouse database, logs
+//!    at debug level), and
+//! 2. the deterministic runner (`switchboard test … --bless` into a scratch golden file).
+//!
+//! Every output is scanned for every original, as typed and with its separators removed: the
+//! ClickHouse rows (all columns), `bot.said`, the dead-letter topic, the golden output and the
+//! logs. Zero hits allowed. (`client_msg_id` and `dialogue_id` are identifiers the client
+//! generates, not typed by the user; they are not masked.)
+//!
+//! Needs the dev services and the demo models (`deploy/dev/test.sh` provides both).
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
+use switchboard_schemas::*;
+use switchboard_sinks::clickhouse::ClickHouseSink;
+use switchboard_sources::admin::ensure_topics;
+
+const T0: i64 = 1_764_000_000_000;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// An 18-digit mainland ID number: the 17 given digits and their ISO 7064 check character.
+fn id_number(first17: &str) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let sum: u32 = first17.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).expect("digit") * w).sum();
+    format!("{first17}{}", CHECK[(sum % 11) as usize] as char)
+}
+
+/// A card number: the given digits and their Luhn check digit.
+fn luhn_card(body: &str) -> String {
+    let sum: u32 = body
+        .chars()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = c.to_digit(10).expect("digit");
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// Groups `digits` with `sep` after the given group lengths.
+fn grouped(digits: &str, groups: &[usize], sep: &str) -> String {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for g in groups {
+        out.push(&digits[at..(at + g).min(digits.len())]);
+        at += g;
+    }
+    if at < digits.len() {
+        out.push(&digits[at..]);
+    }
+    out.join(sep)
+}
+
+/// The audit data: valid turns, malformed records, and every PII original they carry.
+struct AuditData {
+    /// (dialogue, user_id, locale, text)
+    turns: Vec<(String, String, Locale, String)>,
+    /// (key, raw value)
+    malformed: Vec<(String, String)>,
+    originals: Vec<String>,
+}
+
+fn audit_data() -> AuditData {
+    let id_a = id_number("11010119900307123");
+    let id_b = id_number("44030619851212003");
+    let id_c = id_number("32010219780615441");
+    let card_a = luhn_card("622202123456789012"); // 19 digits (UnionPay)
+    let card_b = luhn_card("411111111111111"); // 16 digits (Visa)
+    let card_c = luhn_card("621700001234567"); // 16 digits
+    let card_d = luhn_card("62148300123456789"); // 18 digits
+    let mobiles = [
+        "13812345678".to_string(),
+        "139 8765 4321".to_string(),
+        "+86-159-0000-1111".to_string(),
+        "186-1234-5678".to_string(),
+        "+86 177 0011 2233".to_string(),
+        "１３７００１３７０００".to_string(),
+        "(+86)15012345678".to_string(),
+    ];
+    let ids = [id_a.clone(), grouped(&id_b, &[6, 8], " "), grouped(&id_c, &[6, 8], "-")];
+    let cards = [
+        grouped(&card_a, &[4, 4, 4, 4], " "),
+        grouped(&card_b, &[4, 4, 4], "-"),
+        card_c.clone(),
+        grouped(&card_d, &[6, 12], " "),
+    ];
+    let emails =
+        ["zhang.san@example.com".to_string(), "li_si+shop@qq.com".to_string(), "John.Doe@Example.co.uk".to_string()];
+
+    let zh = |d: &str, user: &str, text: String| (d.to_string(), user.to_string(), Locale::ZhCn, text);
+    let en = |d: &str, user: &str, text: String| (d.to_string(), user.to_string(), Locale::En, text);
+    let turns = vec![
+        zh("d-audit-1", &mobiles[0], format!("我的手机号是{}，麻烦尽快回电", mobiles[0])),
+        zh("d-audit-1", "u-audit", format!("换个号码吧：{}，白天都能打通", mobiles[1])),
+        zh("d-audit-2", &emails[0], format!("身份证号{}，银行卡{}都被盗刷了", ids[0], cards[0])),
+        zh("d-audit-2", "u-audit", format!("退款退到{}这张卡吗？我的邮箱{}", cards[2], emails[0])),
+        zh("d-audit-3", &mobiles[5], format!("我的电话{}，身份证 {} 请核实", mobiles[5], ids[1])),
+        zh("d-audit-3", "u-audit", format!("订单 2024113051 的发票寄到{}，联系{}", emails[1], mobiles[4])),
+        en("d-audit-4", &emails[2], format!("Hi, my number is {} and my email is {}, please call back.", mobiles[2], emails[2])),
+        en("d-audit-4", "u-audit", format!("my card {} was charged twice, ID {}", cards[1], ids[2])),
+        en("d-audit-5", &mobiles[3], format!("call me at {} or {} about the refund to {}", mobiles[3], mobiles[6], cards[3])),
+        en("d-audit-5", &ids[0], "I want to talk to a human agent".to_string()),
+        zh("d-audit-6", &cards[1], mobiles[1].clone()),
+    ];
+    let malformed = vec![
+        ("d-audit-bad-1".to_string(), format!("not json, but my phone is {} and my card {}", mobiles[0], cards[1])),
+        (
+            "d-audit-bad-2".to_string(),
+            serde_json::json!({
+                "event_id": "0193a000-0000-7000-8000-00000000a0a1", "dialogue_id": "d-audit-bad-2", "schema_version": 1,
+                "occurred_at": T0, "kind": "user_said", "client_msg_id": "m-bad-2", "user_id": emails[1],
+                "locale": "zh-CN", "text": format!("身份证{}", ids[1]), "note": format!("call {}", mobiles[3]),
+            })
+            .to_string(),
+        ),
+        (
+            "d-audit-bad-3".to_string(),
+            serde_json::json!({
+                "event_id": "0193a000-0000-7000-8000-00000000a0a2", "dialogue_id": "d-audit-bad-3", "schema_version": 1,
+                "occurred_at": T0, "kind": "user_said", "client_msg_id": "m-bad-3", "user_id": mobiles[2],
+                "locale": "en", "text": format!("{} {} {}", "x".repeat(5000), cards[0], emails[2]),
+            })
+            .to_string(),
+        ),
+        (
+            "d-audit-bad-4".to_string(),
+            serde_json::json!({
+                "event_id": "0193a000-0000-7000-8000-00000000a0a3", "dialogue_id": "d-audit-bad-4", "schema_version": 9,
+                "occurred_at": T0, "kind": "user_said", "client_msg_id": "m-bad-4", "user_id": emails[0],
+                "locale": "zh-CN", "text": format!("卡号{}，手机{}", cards[3], mobiles[4]),
+            })
+            .to_string(),
+        ),
+        ("d-audit-bad-5".to_string(), format!("{{\"kind\":\"user_said\",\"text\":\"{} {}", ids[2], emails[1])),
+    ];
+    let mut originals: Vec<String> = Vec::new();
+    originals.extend(mobiles.iter().cloned());
+    originals.extend(ids.iter().cloned());
+    originals.extend(cards.iter().cloned());
+    originals.extend(emails.iter().cloned());
+    AuditData { turns, malformed, originals }
+}
+
+/// Each original as typed, without separators, and (for numbers) its bare digits without a +86.
+fn needles(originals: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in originals {
+        out.push(o.clone());
+        out.push(o.to_lowercase());
+        let compact: String = o.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+        out.push(compact.clone());
+        if let Some(national) = compact.strip_prefix("+86") {
+            out.push(national.to_string());
+        }
+        // Full-width digits, also as ASCII.
+        let ascii: String = compact
+            .chars()
+            .map(|c| if ('０'..='９').contains(&c) { char::from(b'0' + (c as u32 - '０' as u32) as u8) } else { c })
+            .collect();
+        out.push(ascii);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The needles found in `haystack`, with a little context.
+fn leaks(haystack: &str, needles: &[String]) -> Vec<String> {
+    needles
+        .iter()
+        .filter_map(|n| {
+            haystack.find(n.as_str()).map(|at| {
+                let start = haystack[..at].char_indices().rev().nth(40).map(|(i, _)| i).unwrap_or(0);
+                let end = (at + n.len() + 40).min(haystack.len());
+                let end = (end..=haystack.len()).find(|i| haystack.is_char_boundary(*i)).unwrap_or(haystack.len());
+                format!("{n:?} in …{}…", &haystack[start..end])
+            })
+        })
+        .collect()
+}
+
+fn user_said(i: usize, turn: &(String, String, Locale, String)) -> Event {
+    let (dialogue, user, locale, text) = turn;
+    Event::new(
+        dialogue.clone(),
+        T0 + (i as i64) * 1_000,
+        EventBody::UserSaid(UserSaid { client_msg_id: format!("m-audit-{i}"), user_id: user.clone(), locale: *locale, text: text.clone() }),
+    )
+}
+
+/// How far the live run got.
+#[derive(Debug, serde::Deserialize, clickhouse::Row)]
+struct Progress {
+    replied: u64,
+    dead_rows: u64,
+}
+
+async fn create_database(sink: &ClickHouseSink, database: &str) {
+    let migration =
+        std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql")).expect("migration");
+    let ddl: String = migration
+        .lines()
+        .filter(|l| !l.starts_with("--") && l.trim() != ";")
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("switchboard.events", &format!("{database}.events"));
+    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
+    client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
+    client.query(&ddl).execute().await.expect("create table");
+}
+
+/// Every value of every record of `topic`, up to the high watermarks.
+fn read_topic(settings: &KafkaSettings, topic: &str) -> Vec<String> {
+    let consumer: BaseConsumer =
+        settings.client_config().set("group.id", format!("pii-audit-reader-{topic}")).set("enable.auto.commit", "false").create().expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(10)).expect("watermarks");
+        remaining += high - low;
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (values.len() as i64) < remaining && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            values.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    assert_eq!(values.len() as i64, remaining, "could not read all of {topic}");
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_unmasked_pii_leaves_the_topology() {
+    let data = audit_data();
+    let needles = needles(&data.originals);
+    let kafka = KafkaSettings::from_env().expect("kafka settings");
+    let clickhouse = ClickHouseSettings::from_env().expect("clickhouse settings");
+    let run_id = EventId::new_v7().to_string().replace('-', "");
+    let work = std::env::temp_dir().join(format!("switchboard-pii-audit-{run_id}"));
+    std::fs::create_dir_all(&work).expect("work dir");
+
+    // ---- 1. the live topology ----
+    let input = format!("test.pii.user-said.{run_id}");
+    let replies = format!("test.pii.bot-said.{run_id}");
+    let dead = format!("test.pii.dead.{run_id}");
+    ensure_topics(&kafka, &[&input, &replies, &dead], 4).await.expect("topics (is the broker up?)");
+    let database = format!("sbtest_pii_{}", &run_id[..16]);
+    let admin = ClickHouseSink::new(&clickhouse);
+    create_database(&admin, &database).await;
+    let producer: FutureProducer = kafka.client_config().create().expect("producer");
+    let mut recording = String::new();
+    let mut offsets = [0i64; 4];
+    let mut turn_ids = Vec::new();
+    for (i, turn) in data.turns.iter().enumerate() {
+        let event = user_said(i, turn);
+        turn_ids.push(format!("'{}'", event.event_id));
+        let payload = encode(&event);
+        producer
+            .send(FutureRecord::to(&input).key(&event.dialogue_id).payload(&payload), Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+        let partition = (i % 4) as i32;
+        recording.push_str(
+            &serde_json::json!({"topic": "user.said", "partition": partition, "offset": offsets[i % 4],
+                "timestamp_ms": event.occurred_at + 3, "key": event.dialogue_id,
+                "value": serde_json::from_slice::<serde_json::Value>(&payload).expect("json")})
+            .to_string(),
+        );
+        recording.push('\n');
+        offsets[i % 4] += 1;
+    }
+    for (j, (key, raw)) in data.malformed.iter().enumerate() {
+        producer
+            .send(FutureRecord::to(&input).key(key).payload(raw.as_bytes()), Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
+        let partition = j % 4;
+        let value = serde_json::from_str::<serde_json::Value>(raw).unwrap_or_else(|_| serde_json::Value::String(raw.clone()));
+        recording.push_str(
+            &serde_json::json!({"topic": "user.said", "partition": partition, "offset": offsets[partition],
+                "timestamp_ms": T0 + 60_000 + j as i64, "key": key, "value": value})
+            .to_string(),
+        );
+        recording.push('\n');
+        offsets[partition] += 1;
+    }
+    let config = work.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!("input_topic: {input}\nreplies_topic: {replies}\ndead_letter_topic: {dead}\ngroup_id: pii-{run_id}\nmetrics_listen: \"\"\n"),
+    )
+    .expect("config");
+    let log_path = work.join("run.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["run", "--workers", "2", "--config"])
+        .arg(&config)
+        .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
+        .env("SWITCHBOARD_LOG", "debug")
+        .env("RUST_LOG", "debug")
+        .stdout(std::fs::File::create(work.join("run.stdout")).expect("stdout file"))
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("start switchboard run");
+    let reader = ClickHouseSink::new(&ClickHouseSettings { database: database.clone(), ..clickhouse.clone() });
+    let turns = data.turns.len() as u64;
+    let dead_letters = data.malformed.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let progress = format!(
+        "SELECT uniqExactIf(in_reply_to, kind IN ('answer_generated', 'handoff_requested') \
+         AND toString(in_reply_to) IN ({})), countIf(kind = 'dead_letter') FROM events FINAL",
+        turn_ids.join(",")
+    );
+    loop {
+        let Progress { replied, dead_rows } =
+            reader.client().query(&progress).fetch_one::<Progress>().await.unwrap_or(Progress { replied: 0, dead_rows: 0 });
+        if replied >= turns && dead_rows >= dead_letters {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("switchboard run exited: {status}; see {}", log_path.display());
+        }
+        assert!(Instant::now() < deadline, "not every turn was answered in time ({replied}/{turns}, {dead_rows} dead letters)");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+
+    let rows: Vec<String> = reader
+        .client()
+        .query(
+            "SELECT arrayStringConcat([toString(event_id), dialogue_id, toString(kind), toString(schema_version), \
+             toString(occurred_at), toString(occurred_at_ms), toString(intent), toString(confidence), \
+             toString(latency_ms), toString(in_reply_to), client_msg_id, text, toString(model_version), \
+             toString(kb_version), toString(reason), payload], '\\t') FROM events",
+        )
+        .fetch_all::<String>()
+        .await
+        .expect("select every row");
+    assert!(rows.len() as u64 >= turns * 2 + dead_letters, "{} rows", rows.len());
+    let said = read_topic(&kafka, &replies);
+    let dead_topic = read_topic(&kafka, &dead);
+    assert!(said.len() as u64 >= turns, "{} records on bot.said", said.len());
+    assert!(dead_topic.len() as u64 >= dead_letters, "{} dead letters", dead_topic.len());
+    let log = std::fs::read_to_string(&log_path).expect("run log") + &std::fs::read_to_string(work.join("run.stdout")).unwrap_or_default();
+    assert!(log.contains("DEBUG"), "the run did not log at debug level");
+
+    let mut found = Vec::new();
+    for (name, text) in [
+        ("ClickHouse rows", rows.join("\n")),
+        ("bot.said", said.join("\n")),
+        ("dead-letter topic", dead_topic.join("\n")),
+        ("run logs (debug)", log),
+    ] {
+        found.extend(leaks(&text, &needles).into_iter().map(|l| format!("{name}: {l}")));
+    }
+
+    // ---- 2. the deterministic runner ----
+    let recording_path = work.join("pii_audit.ndjson");
+    std::fs::write(&recording_path, &recording).expect("recording");
+    let golden_path = work.join("pii_audit.golden.ndjson");
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("test")
+        .arg(&recording_path)
+        .arg("--golden")
+        .arg(&golden_path)
+        .arg("--bless")
+        .env("SWITCHBOARD_LOG", "debug")
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("switchboard test");
+    let test_log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "switchboard test failed: {test_log}");
+    let golden = std::fs::read_to_string(&golden_path).expect("golden output");
+    assert!(golden.lines().count() as u64 >= turns * 2 + dead_letters, "golden output:\n{golden}");
+    found.extend(leaks(&golden, &needles).into_iter().map(|l| format!("switchboard test output: {l}")));
+    found.extend(leaks(&test_log, &needles).into_iter().map(|l| format!("switchboard test logs (debug): {l}")));
+
+    assert!(found.is_empty(), "{} unmasked PII occurrences:\n{}", found.len(), found.join("\n"));
+    let _ = admin.client().query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
+    let _ = std::fs::remove_dir_all(&work);
+}
