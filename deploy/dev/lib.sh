@@ -218,7 +218,7 @@ start_secure_tansu() {
     ( cd "$dir" && exec setsid tansu broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$advertised" \
-        --storage-engine sqlite://tansu.db "$@" >>"$dir/broker.log" 2>&1 ) &
+        --storage-engine sqlite://tansu.db "$@" >>"$dir/broker.log" 2>&1 9>&- ) &
     echo $! >"$STATE/$name.pid"
   }
   if [ ! -f "$dir/users-created" ]; then
@@ -259,7 +259,7 @@ key = $dir/tls/broker.key
 sslVersionMin = TLSv1.2
 CONF
   say "starting the TLS terminator on 127.0.0.1:$SECURE_KAFKA_TLS_PORT"
-  ( exec setsid stunnel4 "$dir/stunnel.conf" >>"$dir/stunnel.log" 2>&1 ) &
+  ( exec setsid stunnel4 "$dir/stunnel.conf" >>"$dir/stunnel.log" 2>&1 9>&- ) &
   echo $! >"$STATE/kafka-tls-proxy.pid"
   wait_until 30 "stunnel" port_open "$SECURE_KAFKA_TLS_PORT" \
     || die "stunnel did not listen within 30 s; see $dir/stunnel.log"
