@@ -9,6 +9,7 @@
 //! | `GET /console/api/summary?minutes=N&prefix=P` | [`Summary`] over the last N minutes |
 //! | `GET /console/api/dialogues?minutes=N&prefix=P&limit=L` | the most recently active dialogues ([`DialogueListItem`]) |
 //! | `GET /console/api/dialogue/{dialogue_id}` | every event of one dialogue ([`Trace`]) |
+//! | `GET /console/api/live?minutes=N` | the topology's live per-minute counts ([`crate::live`]) |
 //!
 //! `minutes` defaults to 15 and is clamped to 1..=1440; `prefix` (optional) keeps only dialogues
 //! whose id starts with it; `limit` defaults to 20 and is clamped to 1..=100. A parameter that
@@ -239,6 +240,7 @@ pub fn router(settings: &ClickHouseSettings) -> Router {
         .route("/console/api/dialogues", get(dialogues))
         .route("/console/api/dialogue/{dialogue_id}", get(trace))
         .with_state(console)
+        .route("/console/api/live", get(crate::live::live))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ pub mod console;
 mod error;
 mod hub;
 mod kafka;
+pub mod live;
 pub mod loadgen;
 pub mod metrics;
 pub mod protocol;

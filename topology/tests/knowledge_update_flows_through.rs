@@ -201,6 +201,35 @@ async fn a_knowledge_base_update_reaches_the_running_topology_as_a_diff() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    // The console shows the same counts, fetched by the gateway from the topology.
+    let gateway_port = free_port();
+    let gateway_log = std::fs::File::create(work.join("gateway.log")).expect("gateway log");
+    let mut gateway = Guarded(
+        Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["gateway", "--listen", &format!("127.0.0.1:{gateway_port}")])
+            .env("SWITCHBOARD_TOPOLOGY_METRICS", format!("127.0.0.1:{metrics_port}"))
+            .env("SWITCHBOARD_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(gateway_log)
+            .spawn()
+            .expect("start gateway"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = http_get(gateway_port, "/console/api/live?minutes=120").unwrap_or_default();
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let turns: i64 = view["rows"]
+            .as_array()
+            .map(|rows| rows.iter().filter(|r| r["metric"] == "turns").map(|r| r["count"].as_i64().unwrap_or(0)).sum())
+            .unwrap_or(0);
+        if view["sources"] == 1 && turns == said as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the console's live view {body} does not show {said} turns");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop(&mut gateway, Duration::from_secs(30));
+
     stop(&mut topology, Duration::from_secs(30));
     drop_database(&clickhouse, &database).await;
     let _ = std::fs::remove_dir_all(&work);
