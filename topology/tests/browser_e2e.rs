@@ -99,6 +99,8 @@ impl Drop for Processes {
                 std::thread::sleep(Duration::from_millis(50));
             }
             let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+            // Without a `kill` command at least the child itself goes.
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
@@ -198,8 +200,8 @@ impl Browser {
     }
 }
 
-/// Starts chromedriver on a free port and a headless Chromium session with its own profile.
-async fn start_browser(processes: &mut Processes, work: &Path, shots: PathBuf) -> Browser {
+/// The chromedriver and Chromium executables; fails (never skips) when either is missing.
+fn find_browser() -> (PathBuf, PathBuf) {
     let driver = on_path(&["chromedriver"]).unwrap_or_else(|| {
         panic!(
             "chromedriver is not installed: this test drives Debian's chromium through chromium-driver. \
@@ -212,6 +214,16 @@ async fn start_browser(processes: &mut Processes, work: &Path, shots: PathBuf) -
              `source deploy/dev/lib.sh && install_chromium` (deploy/dev/test.sh does it)"
         )
     });
+    (driver, chromium)
+}
+
+/// Starts chromedriver on a free port and a headless Chromium session with its own profile.
+async fn start_browser(
+    (driver, chromium): (PathBuf, PathBuf),
+    processes: &mut Processes,
+    work: &Path,
+    shots: PathBuf,
+) -> Browser {
     let port = free_port();
     processes.spawn(
         "chromedriver",
@@ -245,6 +257,7 @@ async fn start_browser(processes: &mut Processes, work: &Path, shots: PathBuf) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
+    let browser_executables = find_browser();
     let run_id = EventId::new_v7().to_string().replace('-', "");
     let work = std::env::temp_dir().join(format!("switchboard-browser-{run_id}"));
     std::fs::create_dir_all(&work).expect("work dir");
@@ -300,7 +313,7 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
         &work.join("gateway.log"),
     );
     wait_http_ok("the gateway", &format!("http://{gateway}/healthz"), STEP_WAIT, &mut processes, &work).await;
-    let browser = start_browser(&mut processes, &work, shots).await;
+    let browser = start_browser(browser_executables, &mut processes, &work, shots).await;
 
     // 1. The chat page connects.
     browser.client.goto(&format!("http://{gateway}/?locale=zh-CN")).await.expect("open /");
