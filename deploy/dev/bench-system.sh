@@ -12,7 +12,8 @@
 #                              [--mixes "zipf unique"] [--refine 2] [--p99-ms 500] [--max-error-pct 0.1]
 #
 # Services are started (or reused) like deploy/dev/run.sh does, from the release build; the
-# topology and gateway it starts itself are stopped at the end, those it found running stay.
+# topology and gateway it starts itself are stopped at the end, those it found running stay (a
+# running gateway whose open-files limit is too low and cannot be raised is restarted first).
 # SWITCHBOARD_GATEWAY_LISTEN (default 127.0.0.1:8080) and SWITCHBOARD_WORKERS (default 2) as
 # for run.sh; SWITCHBOARD_BIN=PATH skips the release build and uses that binary (for trying the
 # script). Run it on a quiet machine: everything, the load generator included, shares it.
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
     --refine) refine=$2; shift 2 ;;
     --p99-ms) p99_bound_ms=$2; shift 2 ;;
     --max-error-pct) max_error_pct=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench-system.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,14 +52,26 @@ if [ "${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS:-10000}" -lt "$connections" ]; then
   die "SWITCHBOARD_GATEWAY_MAX_CONNECTIONS=${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS} is below --connections $connections"
 fi
 
-# raise_files NAME: lifts the open-files limit of a running process started elsewhere.
-raise_files() {
-  local pid; pid=$(cat "$STATE/$1.pid")
-  local soft; soft=$(awk '/^Max open files/ {print $4}' "/proc/$pid/limits")
-  if [ "$soft" != unlimited ] && [ "$soft" -lt "$need_files" ]; then
-    say "raising the open-files limit of the running $1 (pid $pid) from $soft to $need_files"
-    prlimit --pid "$pid" --nofile="$need_files:$need_files" || die "prlimit on $1 failed; restart it from this shell"
+# gateway_files_ok: whether the running gateway may hold C connections; raises its soft limit
+# (or, with the privilege, its hard one) with prlimit when it can.
+gateway_files_ok() {
+  local pid; pid=$(cat "$STATE/gateway.pid")
+  local soft hard
+  read -r soft hard < <(awk '/^Max open files/ {print $4, $5}' "/proc/$pid/limits")
+  [ "$soft" = unlimited ] || [ "$soft" -ge "$need_files" ] && return 0
+  if [ "$hard" = unlimited ] || [ "$hard" -ge "$need_files" ]; then
+    say "raising the open-files limit of the running gateway (pid $pid) from $soft to $need_files"
+    prlimit --pid "$pid" --nofile="$need_files:$hard" && return 0
+  else
+    prlimit --pid "$pid" --nofile="$need_files:$need_files" 2>/dev/null && return 0
   fi
+  return 1
+}
+
+start_gateway() {
+  say "starting the gateway on $listen (log: $STATE/gateway.log)"
+  ( exec setsid "$bin" gateway --listen "$listen" >>"$STATE/gateway.log" 2>&1 ) &
+  echo $! >"$STATE/gateway.pid"
 }
 
 # ---------- the system ----------
@@ -70,7 +83,7 @@ if [ -z "$bin" ]; then
   cargo build --release --locked -p switchboard-topology
   bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
 else
-  say "using $bin (SWITCHBOARD_BIN; figures from a debug build are not the benchmark)"
+  say "using $bin (SWITCHBOARD_BIN: not built here; only a release build gives benchmark figures)"
 fi
 export SWITCHBOARD_MODELS="$ROOT/models" SWITCHBOARD_STATE="$STATE"
 "$ROOT/deploy/dev/prepare.sh" "$bin"
@@ -78,18 +91,21 @@ started=()
 cleanup() { for name in "${started[@]}"; do stop_pidfile "$name"; done; }
 trap cleanup EXIT
 if pid_alive topology; then
-  say "reusing the running topology"; raise_files topology
+  say "reusing the running topology"
 else
   say "starting the topology (log: $STATE/topology.log)"
   ( exec setsid "$bin" run --workers "${SWITCHBOARD_WORKERS:-2}" >>"$STATE/topology.log" 2>&1 ) &
   echo $! >"$STATE/topology.pid"; started+=(topology)
 fi
-if pid_alive gateway; then
-  say "reusing the running gateway"; raise_files gateway
+if ! pid_alive gateway; then
+  start_gateway; started+=(gateway)
+elif gateway_files_ok; then
+  say "reusing the running gateway"
 else
-  say "starting the gateway on $listen (log: $STATE/gateway.log)"
-  ( exec setsid "$bin" gateway --listen "$listen" >>"$STATE/gateway.log" 2>&1 ) &
-  echo $! >"$STATE/gateway.pid"; started+=(gateway)
+  # Its open-files limit is too low for C connections and cannot be raised from outside:
+  # restart it under this shell's limit (it keeps running afterwards, as it was).
+  say "the running gateway's open-files limit is below $need_files: restarting it"
+  stop_pidfile gateway; start_gateway
 fi
 wait_until 60 gateway curl -sf "http://$listen/healthz" || die "the gateway did not answer within 60 s; see $STATE/gateway.log"
 pid_alive topology || die "the topology exited; see $STATE/topology.log"
@@ -172,18 +188,17 @@ for mix in $mixes; do
     drain
     if step "$mix" "$mid"; then low=$mid best=$mid; else high=$mid; fi
   done
-  if [ -n "$best" ]; then
-    rows+=("$(python3 - "$run_dir/$mix-$best.json" "$mix" "$connections" "${high:-none}" <<'PY'
+  # The row shows the highest passing step, or the lowest (failing) one when none passed.
+  shown=${best:-$failed}
+  rows+=("$(python3 - "$run_dir/$mix-$shown.json" "$mix" "$connections" "${best:-}" "${high:-}" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-failed = f"{sys.argv[4]}" if sys.argv[4] != "none" else "not reached"
-print(f"| {sys.argv[2]} | {sys.argv[3]} | **{r['rate']:g}** | {failed} | {r['sent']} | {r['answered']} + {r['handoffs']} | "
+mix, conns, best, failed = sys.argv[2:6]
+passing = f"**{float(best):g}**" if best else f"none ({r['rate']:g} failed)"
+print(f"| {mix} | {conns} | {passing} | {failed or 'not reached'} | {r['sent']} | {r['answered']} + {r['handoffs']} | "
       f"{r['errors'] + r['timeouts']} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['max_ms']:.0f} ms |")
 PY
 )")
-  else
-    rows+=("| $mix | $connections | none (the lowest rate failed) | ${failed} | | | | | | | |")
-  fi
 done
 
 {
