@@ -82,6 +82,8 @@ pub struct UnderstandingConfig {
     pub cache_capacity: usize,
     /// How often to look for new model versions and snapshots.
     pub reload_every: Duration,
+    /// The vector index behind retrieval.
+    pub vector_backend: crate::retrieval::VectorBackend,
 }
 
 /// How many versions of each component stay loaded.
@@ -134,7 +136,7 @@ impl ModelUnderstanding {
             format!("knowledge base at {}: {e} (load one with `switchboard kb load FILE`)", config.knowledge_base.display())
         })?;
         let watcher = SnapshotWatcher::with_loaded(config.knowledge_base.clone(), snapshot.version.clone());
-        let retriever = Retriever::new(snapshot, config.retrieval).map_err(|e| e.to_string())?;
+        let retriever = config.vector_backend.retriever(snapshot, config.retrieval).map_err(|e| e.to_string())?;
         let capacity = NonZeroUsize::new(config.cache_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(ModelUnderstanding {
             backend,
@@ -183,7 +185,7 @@ impl ModelUnderstanding {
         }
         watcher.1 = Instant::now();
         match watcher.0.poll() {
-            Ok(Some(snapshot)) => match Retriever::new(snapshot, self.config.retrieval) {
+            Ok(Some(snapshot)) => match self.config.vector_backend.retriever(snapshot, self.config.retrieval) {
                 Ok(r) => {
                     tracing::info!(version = %r.snapshot().version, "knowledge base snapshot loaded");
                     if let Ok(mut loaded) = self.loaded.write() {

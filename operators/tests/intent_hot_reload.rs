@@ -1,12 +1,14 @@
 //! Hot reload of the intent model while turns are understood without pause: a thread keeps
 //! understanding batches (new texts and cached ones) with the versions the understanding
-//! reports, while the test publishes a new model version into the configured folder — first
-//! only its weights (a half-written folder, which must not be loaded), then its `model.json`.
+//! reports, while the test publishes new model versions: first into the configured folder in
+//! place — only its weights at first (a half-written folder, which must not be loaded), then its
+//! `model.json` — and then as a new version directory, by atomically re-pointing the configured
+//! path (a symlink) at it.
 //!
 //! Asserted: no batch errors and no turn is missing; every result names the model version it
 //! was pinned to, and its label belongs to that version's label set (the new version has a
-//! different, smaller label set); the new version answers within a bounded wait; once it does,
-//! no later batch goes back to the old one.
+//! different, smaller label set); each new version answers within a bounded wait; once it
+//! does, no later batch goes back to an older one.
 //!
 //! Needs the demo Chinese model and knowledge base (`deploy/dev/prepare.sh`) and the m3e-small
 //! encoder (`SWITCHBOARD_MODELS`).
@@ -102,9 +104,11 @@ fn a_new_model_version_is_picked_up_while_turns_flow_and_every_result_names_its_
     }
     let demo = state_dir().join("intent/zh");
     let temp = std::env::temp_dir().join(format!("switchboard-hot-reload-{}", std::process::id()));
+    // The configured path is a symlink to a version directory.
     let live = temp.join("zh");
     let staging = temp.join("staging");
-    std::fs::create_dir_all(&live).expect("mkdir");
+    std::fs::create_dir_all(temp.join("v1")).expect("mkdir");
+    std::os::unix::fs::symlink("v1", &live).expect("symlink zh -> v1");
     for file in [HEAD_FILE, META_FILE] {
         std::fs::copy(demo.join(file), live.join(file))
             .expect("copy the demo model (deploy/dev/prepare.sh)");
@@ -129,9 +133,23 @@ fn a_new_model_version_is_picked_up_while_turns_flow_and_every_result_names_its_
     new.save(&staging).expect("save the new version aside");
     let new_labels: BTreeSet<String> = new.labels().iter().cloned().collect();
     assert_ne!(old.version(), new.version());
+    // A third version, for the new-directory swap: same labels, another seed.
+    let (third, _) = train_with_encoder(
+        &tiny_examples(),
+        old.encoder().clone(),
+        "m3e-small",
+        &TrainOptions {
+            seed: 7,
+            ..options.clone()
+        },
+        false,
+    )
+    .expect("train the third model");
+    assert_ne!(third.version(), new.version());
     let labels_of: HashMap<String, BTreeSet<String>> = [
         (old.version().to_string(), old_labels),
-        (new.version().to_string(), new_labels),
+        (new.version().to_string(), new_labels.clone()),
+        (third.version().to_string(), new_labels),
     ]
     .into_iter()
     .collect();
@@ -143,6 +161,7 @@ fn a_new_model_version_is_picked_up_while_turns_flow_and_every_result_names_its_
             retrieval: RetrieverConfig::default(),
             cache_capacity: 1000,
             reload_every: Duration::from_millis(100),
+            vector_backend: Default::default(),
         })
         .expect("understanding loads (deploy/dev/prepare.sh makes the knowledge base)"),
     );
@@ -202,27 +221,38 @@ fn a_new_model_version_is_picked_up_while_turns_flow_and_every_result_names_its_
     wait_rounds(before_meta + 3, "while half-written");
     let half_written_end = rounds.lock().expect("rounds").len();
 
+    // Waits until a batch runs with `version`; its index and how long it took.
+    let wait_for = |version: &str| {
+        let published = Instant::now();
+        let deadline = published + Duration::from_secs(20);
+        loop {
+            let first = rounds
+                .lock()
+                .expect("rounds")
+                .iter()
+                .position(|r| r.pinned == version);
+            if let Some(i) = first {
+                break (i, published.elapsed());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "version {version} was not picked up within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
     // model.json last: the version is complete.
     publish(&staging.join(META_FILE), &live.join(META_FILE));
-    let published = Instant::now();
-    let deadline = published + Duration::from_secs(20);
-    let switched_at = loop {
-        let first_new = rounds
-            .lock()
-            .expect("rounds")
-            .iter()
-            .position(|r| r.pinned == new.version());
-        if let Some(i) = first_new {
-            break i;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new version was not picked up within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let switch_wait = published.elapsed();
-    wait_rounds(switched_at + 5, "after the switch");
+    let (switched_at, switch_wait) = wait_for(new.version());
+    wait_rounds(switched_at + 3, "after the switch");
+
+    // A new version directory, complete before the symlink is atomically re-pointed at it.
+    third.save(temp.join("v3")).expect("save the third version");
+    std::os::unix::fs::symlink("v3", temp.join("zh.next")).expect("symlink");
+    std::fs::rename(temp.join("zh.next"), &live).expect("re-point zh -> v3");
+    let (third_at, third_wait) = wait_for(third.version());
+    wait_rounds(third_at + 3, "after the directory swap");
     stop.store(true, Ordering::Relaxed);
     worker.join().expect("worker thread");
 
@@ -255,11 +285,18 @@ fn a_new_model_version_is_picked_up_while_turns_flow_and_every_result_names_its_
                 "batch {i} used a half-written model folder"
             );
         }
-        if i >= switched_at {
+        if i >= switched_at && i < third_at {
             assert_eq!(
                 round.pinned,
                 new.version(),
                 "batch {i} went back to the old version"
+            );
+        }
+        if i >= third_at {
+            assert_eq!(
+                round.pinned,
+                third.version(),
+                "batch {i} went back from the new directory"
             );
         }
     }
@@ -271,9 +308,9 @@ fn a_new_model_version_is_picked_up_while_turns_flow_and_every_result_names_its_
     assert_eq!(last[0].intent, "refund_only");
     assert_eq!(last[2].intent, "forgot_password");
     eprintln!(
-        "{} batches, {} before the switch; new version answered {switch_wait:?} after model.json was published",
+        "{} batches; in place: switched at batch {switched_at}, {switch_wait:?} after model.json was \
+         published; new directory: switched at batch {third_at}, {third_wait:?} after the symlink moved",
         rounds.len(),
-        switched_at
     );
     drop(rounds);
     let _ = std::fs::remove_dir_all(&temp);

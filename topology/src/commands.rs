@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_operators::intent::{self, IntentModel, TrainOptions};
-use switchboard_operators::retrieval::{kb, RetrieverConfig, Snapshot};
+use switchboard_operators::retrieval::qdrant::QdrantIndex;
+use switchboard_operators::retrieval::{kb, RetrieverConfig, Snapshot, VectorBackend};
 use switchboard_operators::understand::{ModelUnderstanding, UnderstandingConfig};
 use switchboard_replay::golden::{compare, read_golden, Comparison};
 use switchboard_schemas::settings::KafkaSettings;
@@ -37,6 +38,19 @@ fn locale_of(name: &str) -> Result<Locale> {
     }
 }
 
+/// The vector index named by the configuration's `vector_backend`.
+pub fn vector_backend(name: &str) -> Result<VectorBackend> {
+    match name {
+        "exact" | "" => Ok(VectorBackend::Exact),
+        "qdrant" => match QdrantIndex::from_env() {
+            Ok(Some(index)) => Ok(VectorBackend::Qdrant(index)),
+            Ok(None) => Err(anyhow!(BadInput("vector_backend: qdrant needs QDRANT_URL (e.g. http://127.0.0.1:6334)".into()))),
+            Err(e) => Err(anyhow!("cannot reach Qdrant for vector_backend: qdrant: {e}")),
+        },
+        other => Err(anyhow!(BadInput(format!("unknown vector_backend `{other}` in the configuration (exact or qdrant)")))),
+    }
+}
+
 /// Loads the intent models and knowledge base the configuration names.
 pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstanding>> {
     let mut intent_models = HashMap::new();
@@ -50,6 +64,7 @@ pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstan
         retrieval: RetrieverConfig { threshold: config.retrieval_threshold, ..RetrieverConfig::default() },
         cache_capacity: 10_000,
         reload_every: Duration::from_secs(2),
+        vector_backend: vector_backend(&config.vector_backend)?,
     };
     let understanding = match &config.model_server {
         // Classify (and embed for retrieval) on the model server; caches and retrieval stay here.

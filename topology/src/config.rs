@@ -5,6 +5,7 @@
 //! intent_models: { zh-CN: .switchboard/intent/zh, en: .switchboard/intent/en }
 //! knowledge_base: .switchboard/kb
 //! handoff_threshold: 0.75
+//! vector_backend: exact        # or qdrant (QDRANT_URL, QDRANT_API_KEY, QDRANT_COLLECTION_PREFIX)
 //! idle_timeout_secs: 1800
 //! ```
 
@@ -27,6 +28,9 @@ pub struct TopologyConfig {
     pub handoff_threshold: f32,
     /// Below this blended score retrieval returns no answer.
     pub retrieval_threshold: f32,
+    /// The vector index behind retrieval: `exact` (in process, the default) or `qdrant` (the
+    /// server at `QDRANT_URL`; each knowledge-base snapshot is synced to it before it serves).
+    pub vector_backend: String,
     /// A dialogue idle this long (event time) closes.
     pub idle_timeout_secs: u64,
     /// Most open dialogues per worker.
@@ -67,6 +71,7 @@ impl Default for TopologyConfig {
             knowledge_base: state.join("kb"),
             handoff_threshold: 0.75,
             retrieval_threshold: 0.45,
+            vector_backend: "exact".into(),
             idle_timeout_secs: 30 * 60,
             max_dialogues: 1_000_000,
             batch_max: 512,

@@ -62,6 +62,46 @@ impl Default for RetrieverConfig {
     }
 }
 
+/// Which vector index a [`Retriever`] searches (configuration key `vector_backend` of the
+/// topology: `exact` or `qdrant`).
+#[derive(Clone, Default)]
+pub enum VectorBackend {
+    /// The in-process [`ExactIndex`] (the default).
+    #[default]
+    Exact,
+    /// A Qdrant server: each snapshot is synced to it ([`qdrant::QdrantIndex::sync_snapshot`])
+    /// before a retriever over it serves.
+    #[cfg(feature = "qdrant")]
+    Qdrant(qdrant::QdrantIndex),
+}
+
+impl std::fmt::Debug for VectorBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VectorBackend::Exact => f.write_str("Exact"),
+            #[cfg(feature = "qdrant")]
+            VectorBackend::Qdrant(index) => f.debug_tuple("Qdrant").field(&index.settings().url).finish(),
+        }
+    }
+}
+
+impl VectorBackend {
+    /// A retriever over `snapshot` searching this backend.
+    pub fn retriever(&self, snapshot: Snapshot, config: RetrieverConfig) -> crate::Result<Retriever> {
+        match self {
+            VectorBackend::Exact => Ok(Retriever::new(snapshot, config)?),
+            #[cfg(feature = "qdrant")]
+            VectorBackend::Qdrant(shared) => {
+                // A clone shares the connection and binds its own snapshot, so the retriever
+                // of the previous snapshot keeps its collections until it is dropped.
+                let index = shared.clone();
+                index.sync_snapshot(&snapshot)?;
+                Ok(Retriever::with_index(snapshot, Box::new(index), config))
+            }
+        }
+    }
+}
+
 /// A retrieved entry with its scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Retrieved<'a> {
