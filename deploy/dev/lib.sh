@@ -183,7 +183,7 @@ install_chromium() {
 # dir and users:
 #   127.0.0.1:$SECURE_KAFKA_PORT  SASL_PLAINTEXT (tansu --authentication)
 #   127.0.0.1:$SECURE_KAFKA_TLS_PORT  SASL_SSL: stunnel terminates TLS (certificates from
-#     deploy/tls/make-kafka-certs.sh) in front of a tansu --authentication on
+#     deploy/tls/make-test-ca.sh, own copy in $SECURE_KAFKA_DIR/tls) in front of a tansu --authentication on
 #     $SECURE_KAFKA_TLS_BACKEND_PORT that advertises the TLS port. tansu 0.6.0 cannot serve TLS
 #     itself: its `--cert` and `--key` share a clap group that allows only one of them, and
 #     with one alone TLS stays off.
@@ -246,7 +246,7 @@ start_kafka_tls_proxy() {
   if pid_alive kafka-tls-proxy && port_open "$SECURE_KAFKA_TLS_PORT"; then return 0; fi
   stop_pidfile kafka-tls-proxy
   install_stunnel
-  "$ROOT/deploy/tls/make-kafka-certs.sh" "$dir/tls"
+  "$ROOT/deploy/tls/make-test-ca.sh" "$dir/tls" >/dev/null
   cat >"$dir/stunnel.conf" <<CONF
 foreground = yes
 pid =
@@ -254,8 +254,8 @@ output = $dir/stunnel.log
 [kafka-tls]
 accept = 127.0.0.1:$SECURE_KAFKA_TLS_PORT
 connect = 127.0.0.1:$SECURE_KAFKA_TLS_BACKEND_PORT
-cert = $dir/tls/broker.crt
-key = $dir/tls/broker.key
+cert = $dir/tls/server.pem
+key = $dir/tls/server.key
 sslVersionMin = TLSv1.2
 CONF
   say "starting the TLS terminator on 127.0.0.1:$SECURE_KAFKA_TLS_PORT"

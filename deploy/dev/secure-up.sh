@@ -3,7 +3,7 @@
 #   127.0.0.1:9094  SASL SCRAM-SHA-512 over plaintext
 #   127.0.0.1:9095  SASL SCRAM-SHA-512 over TLS (stunnel in front of a tansu on :9096)
 # User `switchboard`; its password is in .switchboard/kafka-secure/switchboard.password and the
-# CA in .switchboard/kafka-secure/tls/ca.crt. Prints the environment a client needs.
+# CA in .switchboard/kafka-secure/tls/ca.pem. Prints the environment a client needs.
 # Idempotent: a second run on a warm machine returns at once.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -16,5 +16,5 @@ export SWITCHBOARD_KAFKA_USERNAME=switchboard
 export SWITCHBOARD_KAFKA_PASSWORD_FILE=$SECURE_KAFKA_DIR/switchboard.password
 # or SASL over TLS:
 # export SWITCHBOARD_KAFKA_BROKERS=127.0.0.1:$SECURE_KAFKA_TLS_PORT
-# export SWITCHBOARD_KAFKA_CA_FILE=$SECURE_KAFKA_DIR/tls/ca.crt
+# export SWITCHBOARD_KAFKA_CA_FILE=$SECURE_KAFKA_DIR/tls/ca.pem
 ENV

@@ -35,9 +35,15 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let message = tokio::time::timeout(WAIT, ws.next()).await.expect("a frame in time").expect("open").expect("frame");
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
         match message {
-            Message::Text(text) => return serde_json::from_str(&text).expect("server frames are JSON"),
+            Message::Text(text) => {
+                return serde_json::from_str(&text).expect("server frames are JSON")
+            }
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected frame {other:?}"),
         }
@@ -48,30 +54,48 @@ async fn expect_error(ws: &mut Ws, what: &str, codes: &[&str]) {
     let frame = next_json(ws).await;
     assert_eq!(frame["type"], "error", "{what}: {frame}");
     let code = frame["code"].as_str().unwrap_or_default();
-    assert!(codes.contains(&code), "{what}: code {code}, expected one of {codes:?}: {frame}");
+    assert!(
+        codes.contains(&code),
+        "{what}: code {code}, expected one of {codes:?}: {frame}"
+    );
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).await.expect("http connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("write");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
     let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await.expect("http reply in time").expect("read");
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("http reply in time")
+        .expect("read");
     let text = String::from_utf8(buf).expect("utf-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
     (head.to_string(), body.to_string())
 }
 
 async fn create_database(sink: &ClickHouseSink, database: &str) {
-    let migration = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/clickhouse/migrations/0001_events.sql"))
-        .expect("migration");
+    let migration = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/clickhouse/migrations/0001_events.sql"
+    ))
+    .expect("migration");
     let ddl: String = migration
         .lines()
         .filter(|l| !l.starts_with("--") && l.trim() != ";")
         .collect::<Vec<_>>()
         .join("\n")
         .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
-    client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
+    let client = sink
+        .client()
+        .clone()
+        .with_setting("allow_experimental_low_cardinality_type", "1");
+    client
+        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .execute()
+        .await
+        .expect("create database");
     client.query(&ddl).execute().await.expect("create table");
 }
 
@@ -82,20 +106,31 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     let simple = id.to_string().replace('-', "");
     let user_topic = format!("test.edge.user.{id}");
     let bot_topic = format!("test.edge.bot.{id}");
-    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().expect("admin client");
-    let topics =
-        [NewTopic::new(&user_topic, 1, TopicReplication::Fixed(1)), NewTopic::new(&bot_topic, 1, TopicReplication::Fixed(1))];
+    let admin: AdminClient<DefaultClientContext> =
+        kafka.client_config().create().expect("admin client");
+    let topics = [
+        NewTopic::new(&user_topic, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&bot_topic, 1, TopicReplication::Fixed(1)),
+    ];
     for outcome in admin
-        .create_topics(&topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
         .await
         .expect("create topics (is the broker up?)")
     {
         outcome.expect("topic created");
     }
     let database = format!("sbtest_edge_{}", &simple[..16]);
-    let clickhouse = ClickHouseSettings { database: database.clone(), ..ClickHouseSettings::from_env().expect("clickhouse settings") };
+    let clickhouse = ClickHouseSettings {
+        database: database.clone(),
+        ..ClickHouseSettings::from_env().expect("clickhouse settings")
+    };
+    // Created through a client on the default database (the new one does not exist yet).
+    let admin = ClickHouseSink::new(&ClickHouseSettings::from_env().expect("clickhouse settings"));
+    create_database(&admin, &database).await;
     let sink = ClickHouseSink::new(&clickhouse);
-    create_database(&sink, &database).await;
 
     let mut config = GatewayConfig::new(kafka.clone());
     config.listen = "127.0.0.1:0".parse().expect("addr");
@@ -111,46 +146,94 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
         let _ = stopped.await;
     }));
 
-    let (mut ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("websocket handshake");
-    ws.send(Message::Text(json!({"type":"hello","user_id":"u-edge","locale":"en"}).to_string().into())).await.expect("send");
+    let (mut ws, _) = connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("websocket handshake");
+    ws.send(Message::Text(
+        json!({"type":"hello","user_id":"u-edge","locale":"en"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("send");
     let welcome = next_json(&mut ws).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
-    let dialogue = welcome["dialogue_id"].as_str().expect("dialogue id").to_string();
+    let dialogue = welcome["dialogue_id"]
+        .as_str()
+        .expect("dialogue id")
+        .to_string();
 
     // ---- rejected: each gets an error frame, and the connection goes on ----
-    ws.send(Message::Binary(vec![0xff, 0xfe, 0x00, 0xc3, 0x28].into())).await.expect("send binary");
+    ws.send(Message::Binary(vec![0xff, 0xfe, 0x00, 0xc3, 0x28].into()))
+        .await
+        .expect("send binary");
     expect_error(&mut ws, "binary frame with invalid UTF-8", &["bad_frame"]).await;
     let nested_inside_limit = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
     assert!(nested_inside_limit.len() < max_frame);
-    ws.send(Message::Text(nested_inside_limit.into())).await.expect("send nested");
+    ws.send(Message::Text(nested_inside_limit.into()))
+        .await
+        .expect("send nested");
     expect_error(&mut ws, "5,000 nested arrays", &["bad_frame"]).await;
     let nested_field = format!(
         "{{\"type\":\"say\",\"client_msg_id\":\"m-nested\",\"text\":\"hi\",\"extra\":{}{}}}",
         "[".repeat(5_000),
         "]".repeat(5_000)
     );
-    ws.send(Message::Text(nested_field.into())).await.expect("send nested field");
-    expect_error(&mut ws, "a say with 5,000 nested arrays in a field", &["bad_frame"]).await;
-    let nested_over_limit = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    ws.send(Message::Text(nested_over_limit.into())).await.expect("send nested");
-    expect_error(&mut ws, "10,000 nested arrays", &["bad_frame", "too_large"]).await;
-    let oversize_frame = json!({"type":"say","client_msg_id":"m-big","text":"a".repeat(max_frame + 10)}).to_string();
-    ws.send(Message::Text(oversize_frame.into())).await.expect("send oversize");
-    expect_error(&mut ws, "oversize frame", &["too_large"]).await;
-    let long_text = json!({"type":"say","client_msg_id":"m-long","text":"好".repeat(max_text + 1)}).to_string();
-    ws.send(Message::Text(long_text.into())).await.expect("send long text");
-    expect_error(&mut ws, "text over the character limit", &["too_large"]).await;
-    ws.send(Message::Text(json!({"type":"say","client_msg_id":"m\u{0}\u{1b}[2J","text":"hi"}).to_string().into()))
+    ws.send(Message::Text(nested_field.into()))
         .await
-        .expect("send control id");
-    expect_error(&mut ws, "control characters in client_msg_id", &["bad_frame"]).await;
+        .expect("send nested field");
+    expect_error(
+        &mut ws,
+        "a say with 5,000 nested arrays in a field",
+        &["bad_frame"],
+    )
+    .await;
+    let nested_over_limit = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    ws.send(Message::Text(nested_over_limit.into()))
+        .await
+        .expect("send nested");
+    expect_error(&mut ws, "10,000 nested arrays", &["bad_frame", "too_large"]).await;
+    let oversize_frame =
+        json!({"type":"say","client_msg_id":"m-big","text":"a".repeat(max_frame + 10)}).to_string();
+    ws.send(Message::Text(oversize_frame.into()))
+        .await
+        .expect("send oversize");
+    expect_error(&mut ws, "oversize frame", &["too_large"]).await;
+    let long_text =
+        json!({"type":"say","client_msg_id":"m-long","text":"好".repeat(max_text + 1)}).to_string();
+    ws.send(Message::Text(long_text.into()))
+        .await
+        .expect("send long text");
+    expect_error(&mut ws, "text over the character limit", &["too_large"]).await;
+    ws.send(Message::Text(
+        json!({"type":"say","client_msg_id":"m\u{0}\u{1b}[2J","text":"hi"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("send control id");
+    expect_error(
+        &mut ws,
+        "control characters in client_msg_id",
+        &["bad_frame"],
+    )
+    .await;
 
     // ---- accepted as data: control characters, script and SQL in the text ----
     let hostile = [
-        ("m-ctl", "bell\u{7} escape\u{1b}[31mred\u{1b}[0m tab\tnul\u{0}end".to_string()),
-        ("m-script", "<script>alert(document.cookie)</script><img src=x onerror=alert(1)>".to_string()),
+        (
+            "m-ctl",
+            "bell\u{7} escape\u{1b}[31mred\u{1b}[0m tab\tnul\u{0}end".to_string(),
+        ),
+        (
+            "m-script",
+            "<script>alert(document.cookie)</script><img src=x onerror=alert(1)>".to_string(),
+        ),
         ("m-sql", format!("'); DROP TABLE {database}.events; --")),
-        ("m-sql2", "\" OR 1=1; -- \\' UNION SELECT * FROM system.users".to_string()),
+        (
+            "m-sql2",
+            "\" OR 1=1; -- \\' UNION SELECT * FROM system.users".to_string(),
+        ),
     ];
     let said: StreamConsumer = kafka
         .client_config()
@@ -159,28 +242,45 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&user_topic, 0, Offset::Beginning).expect("tpl");
+    tpl.add_partition_offset(&user_topic, 0, Offset::Beginning)
+        .expect("tpl");
     said.assign(&tpl).expect("assign");
     let mut accepted = Vec::new();
     for (msg, text) in &hostile {
-        ws.send(Message::Text(json!({"type":"say","client_msg_id":msg,"text":text}).to_string().into()))
+        ws.send(Message::Text(
+            json!({"type":"say","client_msg_id":msg,"text":text})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .expect("send hostile text");
+        let record = tokio::time::timeout(WAIT, said.recv())
             .await
-            .expect("send hostile text");
-        let record = tokio::time::timeout(WAIT, said.recv()).await.expect("the say reaches user.said").expect("recv");
+            .expect("the say reaches user.said")
+            .expect("recv");
         let event = decode(record.payload().expect("payload")).expect("a valid event");
-        let EventBody::UserSaid(body) = &event.body else { panic!("not a UserSaid: {event:?}") };
+        let EventBody::UserSaid(body) = &event.body else {
+            panic!("not a UserSaid: {event:?}")
+        };
         assert_eq!(&body.client_msg_id, msg);
         assert_eq!(&body.text, text, "the text is carried verbatim");
         assert_eq!(event.dialogue_id, dialogue);
         accepted.push(event);
     }
     // The connection still works after all of that.
-    assert!(matches!(ws.send(Message::Ping(vec![1].into())).await, Ok(())));
+    assert!(matches!(
+        ws.send(Message::Ping(vec![1].into())).await,
+        Ok(())
+    ));
 
     // ---- stored inertly: the topology's insert path, then read back ----
-    sink.write(&accepted).await.expect("insert the hostile events");
+    sink.write(&accepted)
+        .await
+        .expect("insert the hostile events");
     for event in &accepted {
-        let EventBody::UserSaid(body) = &event.body else { unreachable!() };
+        let EventBody::UserSaid(body) = &event.body else {
+            unreachable!()
+        };
         let stored: String = sink
             .client()
             .query("SELECT text FROM events FINAL WHERE dialogue_id = ? AND toString(event_id) = ?")
@@ -199,7 +299,12 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
         .await
         .expect("system.tables");
     assert_eq!(tables, 1, "the events table is still there");
-    let rows: u64 = sink.client().query("SELECT count() FROM events FINAL").fetch_one().await.expect("count");
+    let rows: u64 = sink
+        .client()
+        .query("SELECT count() FROM events FINAL")
+        .fetch_one()
+        .await
+        .expect("count");
     assert_eq!(rows, hostile.len() as u64);
 
     // ---- the console: data only inside JSON, and the page uses textContent ----
@@ -208,18 +313,45 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     assert!(lower.contains("content-type: application/json"), "{head}");
     assert!(lower.contains("x-content-type-options: nosniff"), "{head}");
     let trace: Value = serde_json::from_str(&body).expect("trace JSON");
-    let texts: Vec<&str> = trace["events"].as_array().expect("events").iter().filter_map(|e| e["text"].as_str()).collect();
+    let texts: Vec<&str> = trace["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
     for (_, text) in &hostile {
-        assert!(texts.contains(&text.as_str()), "the console returns {text:?} as data; got {texts:?}");
+        assert!(
+            texts.contains(&text.as_str()),
+            "the console returns {text:?} as data; got {texts:?}"
+        );
     }
     let (page_head, page) = http_get(addr, "/console").await;
-    assert!(page_head.to_ascii_lowercase().contains("content-security-policy:"), "{page_head}");
-    for sink_api in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+    assert!(
+        page_head
+            .to_ascii_lowercase()
+            .contains("content-security-policy:"),
+        "{page_head}"
+    );
+    for sink_api in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+    ] {
         assert!(!page.contains(sink_api), "the console page uses {sink_api}");
     }
     assert!(page.contains("textContent"));
 
     let _ = stop.send(());
-    tokio::time::timeout(WAIT, task).await.expect("gateway stops").expect("no panic").expect("clean stop");
-    let _ = sink.client().query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("gateway stops")
+        .expect("no panic")
+        .expect("clean stop");
+    let _ = admin
+        .client()
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await;
 }

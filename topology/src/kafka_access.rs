@@ -82,7 +82,10 @@ impl ClientContext for RecordingContext {
         // attempt is detail.
         tracing::debug!(?level, facility = fac, "librdkafka: {log_message}");
         if log_message.contains("Disconnected") {
-            self.disconnects.lock().unwrap_or_else(|p| p.into_inner()).push(log_message.to_string());
+            self.disconnects
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(log_message.to_string());
         }
     }
 
@@ -100,7 +103,15 @@ impl RecordingContext {
         let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         errors
             .iter()
-            .find(|(code, _)| matches!(code, Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed)))
+            .find(|(code, _)| {
+                matches!(
+                    code,
+                    Some(
+                        RDKafkaErrorCode::Authentication
+                            | RDKafkaErrorCode::SaslAuthenticationFailed
+                    )
+                )
+            })
             .map(|(_, reason)| reason.clone())
     }
 
@@ -136,15 +147,26 @@ pub fn check(settings: &KafkaSettings, timeout: Duration) -> Result<(), KafkaAcc
         .set("reconnect.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "500")
         .create_with_context(RecordingContext::default())
-        .map_err(|e| KafkaAccessError::Client { brokers: brokers.clone(), reason: e.to_string() })?;
+        .map_err(|e| KafkaAccessError::Client {
+            brokers: brokers.clone(),
+            reason: e.to_string(),
+        })?;
     let started = Instant::now();
     let mut last_error: Option<KafkaError> = None;
     loop {
         // Serves the client's event queue: background errors reach the context only this way.
         let _ = consumer.poll(Duration::ZERO);
         if let Some(reason) = consumer.context().authentication_failure() {
-            let user = settings.sasl.as_ref().map(|s| s.username.clone()).unwrap_or_default();
-            return Err(KafkaAccessError::Authentication { user, brokers, reason });
+            let user = settings
+                .sasl
+                .as_ref()
+                .map(|s| s.username.clone())
+                .unwrap_or_default();
+            return Err(KafkaAccessError::Authentication {
+                user,
+                brokers,
+                reason,
+            });
         }
         let hint = match (&settings.sasl, &settings.tls_ca_file) {
             (None, _) => {
@@ -155,7 +177,11 @@ pub fn check(settings: &KafkaSettings, timeout: Duration) -> Result<(), KafkaAcc
             (Some(_), Some(_)) => "",
         };
         if let Some(reason) = consumer.context().repeated_disconnect() {
-            return Err(KafkaAccessError::Refused { brokers, hint, reason });
+            return Err(KafkaAccessError::Refused {
+                brokers,
+                hint,
+                reason,
+            });
         }
         let waited = started.elapsed();
         if waited >= timeout {
@@ -164,7 +190,12 @@ pub fn check(settings: &KafkaSettings, timeout: Duration) -> Result<(), KafkaAcc
                 .last_reason()
                 .or_else(|| last_error.as_ref().map(|e| e.to_string()))
                 .unwrap_or_else(|| "no answer".into());
-            return Err(KafkaAccessError::Unreachable { brokers, waited_ms: waited.as_millis(), hint, reason });
+            return Err(KafkaAccessError::Unreachable {
+                brokers,
+                waited_ms: waited.as_millis(),
+                hint,
+                reason,
+            });
         }
         let step = (timeout - waited).min(Duration::from_millis(250));
         match consumer.fetch_metadata(None, step) {

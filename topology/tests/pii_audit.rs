@@ -35,7 +35,11 @@ fn root() -> PathBuf {
 fn id_number(first17: &str) -> String {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
-    let sum: u32 = first17.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).expect("digit") * w).sum();
+    let sum: u32 = first17
+        .chars()
+        .zip(WEIGHTS)
+        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
+        .sum();
     format!("{first17}{}", CHECK[(sum % 11) as usize] as char)
 }
 
@@ -102,29 +106,87 @@ fn audit_data() -> AuditData {
         "１３７００１３７０００".to_string(),
         "(+86)15012345678".to_string(),
     ];
-    let ids = [id_a.clone(), grouped(&id_b, &[6, 8], " "), grouped(&id_c, &[6, 8], "-")];
+    let ids = [
+        id_a.clone(),
+        grouped(&id_b, &[6, 8], " "),
+        grouped(&id_c, &[6, 8], "-"),
+    ];
     let cards = [
         grouped(&card_a, &[4, 4, 4, 4], " "),
         grouped(&card_b, &[4, 4, 4], "-"),
         card_c.clone(),
         grouped(&card_d, &[6, 12], " "),
     ];
-    let emails =
-        ["zhang.san@example.com".to_string(), "li_si+shop@qq.com".to_string(), "John.Doe@Example.co.uk".to_string()];
+    let emails = [
+        "zhang.san@example.com".to_string(),
+        "li_si+shop@qq.com".to_string(),
+        "John.Doe@Example.co.uk".to_string(),
+    ];
 
-    let zh = |d: &str, user: &str, text: String| (d.to_string(), user.to_string(), Locale::ZhCn, text);
-    let en = |d: &str, user: &str, text: String| (d.to_string(), user.to_string(), Locale::En, text);
+    let zh =
+        |d: &str, user: &str, text: String| (d.to_string(), user.to_string(), Locale::ZhCn, text);
+    let en =
+        |d: &str, user: &str, text: String| (d.to_string(), user.to_string(), Locale::En, text);
     let turns = vec![
-        zh("d-audit-1", &mobiles[0], format!("我的手机号是{}，麻烦尽快回电", mobiles[0])),
-        zh("d-audit-1", "u-audit", format!("换个号码吧：{}，白天都能打通", mobiles[1])),
-        zh("d-audit-2", &emails[0], format!("身份证号{}，银行卡{}都被盗刷了", ids[0], cards[0])),
-        zh("d-audit-2", "u-audit", format!("退款退到{}这张卡吗？我的邮箱{}", cards[2], emails[0])),
-        zh("d-audit-3", &mobiles[5], format!("我的电话{}，身份证 {} 请核实", mobiles[5], ids[1])),
-        zh("d-audit-3", "u-audit", format!("订单 2024113051 的发票寄到{}，联系{}", emails[1], mobiles[4])),
-        en("d-audit-4", &emails[2], format!("Hi, my number is {} and my email is {}, please call back.", mobiles[2], emails[2])),
-        en("d-audit-4", "u-audit", format!("my card {} was charged twice, ID {}", cards[1], ids[2])),
-        en("d-audit-5", &mobiles[3], format!("call me at {} or {} about the refund to {}", mobiles[3], mobiles[6], cards[3])),
-        en("d-audit-5", &ids[0], "I want to talk to a human agent".to_string()),
+        zh(
+            "d-audit-1",
+            &mobiles[0],
+            format!("我的手机号是{}，麻烦尽快回电", mobiles[0]),
+        ),
+        zh(
+            "d-audit-1",
+            "u-audit",
+            format!("换个号码吧：{}，白天都能打通", mobiles[1]),
+        ),
+        zh(
+            "d-audit-2",
+            &emails[0],
+            format!("身份证号{}，银行卡{}都被盗刷了", ids[0], cards[0]),
+        ),
+        zh(
+            "d-audit-2",
+            "u-audit",
+            format!("退款退到{}这张卡吗？我的邮箱{}", cards[2], emails[0]),
+        ),
+        zh(
+            "d-audit-3",
+            &mobiles[5],
+            format!("我的电话{}，身份证 {} 请核实", mobiles[5], ids[1]),
+        ),
+        zh(
+            "d-audit-3",
+            "u-audit",
+            format!(
+                "订单 2024113051 的发票寄到{}，联系{}",
+                emails[1], mobiles[4]
+            ),
+        ),
+        en(
+            "d-audit-4",
+            &emails[2],
+            format!(
+                "Hi, my number is {} and my email is {}, please call back.",
+                mobiles[2], emails[2]
+            ),
+        ),
+        en(
+            "d-audit-4",
+            "u-audit",
+            format!("my card {} was charged twice, ID {}", cards[1], ids[2]),
+        ),
+        en(
+            "d-audit-5",
+            &mobiles[3],
+            format!(
+                "call me at {} or {} about the refund to {}",
+                mobiles[3], mobiles[6], cards[3]
+            ),
+        ),
+        en(
+            "d-audit-5",
+            &ids[0],
+            "I want to talk to a human agent".to_string(),
+        ),
         zh("d-audit-6", &cards[1], mobiles[1].clone()),
     ];
     let malformed = vec![
@@ -163,16 +225,23 @@ fn audit_data() -> AuditData {
     originals.extend(ids.iter().cloned());
     originals.extend(cards.iter().cloned());
     originals.extend(emails.iter().cloned());
-    AuditData { turns, malformed, originals }
+    AuditData {
+        turns,
+        malformed,
+        originals,
+    }
 }
 
 /// Each original as typed, without separators, and (for numbers) its bare digits without a +86.
-fn needles(originals: &[String]) -> Vec<String> {
+fn needles_for(originals: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for o in originals {
         out.push(o.clone());
         out.push(o.to_lowercase());
-        let compact: String = o.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+        let compact: String = o
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+            .collect();
         out.push(compact.clone());
         if let Some(national) = compact.strip_prefix("+86") {
             out.push(national.to_string());
@@ -180,7 +249,13 @@ fn needles(originals: &[String]) -> Vec<String> {
         // Full-width digits, also as ASCII.
         let ascii: String = compact
             .chars()
-            .map(|c| if ('０'..='９').contains(&c) { char::from(b'0' + (c as u32 - '０' as u32) as u8) } else { c })
+            .map(|c| {
+                if ('０'..='９').contains(&c) {
+                    char::from(b'0' + (c as u32 - '０' as u32) as u8)
+                } else {
+                    c
+                }
+            })
             .collect();
         out.push(ascii);
     }
@@ -195,9 +270,16 @@ fn leaks(haystack: &str, needles: &[String]) -> Vec<String> {
         .iter()
         .filter_map(|n| {
             haystack.find(n.as_str()).map(|at| {
-                let start = haystack[..at].char_indices().rev().nth(40).map(|(i, _)| i).unwrap_or(0);
+                let start = haystack[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(40)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
                 let end = (at + n.len() + 40).min(haystack.len());
-                let end = (end..=haystack.len()).find(|i| haystack.is_char_boundary(*i)).unwrap_or(haystack.len());
+                let end = (end..=haystack.len())
+                    .find(|i| haystack.is_char_boundary(*i))
+                    .unwrap_or(haystack.len());
                 format!("{n:?} in …{}…", &haystack[start..end])
             })
         })
@@ -209,7 +291,12 @@ fn user_said(i: usize, turn: &(String, String, Locale, String)) -> Event {
     Event::new(
         dialogue.clone(),
         T0 + (i as i64) * 1_000,
-        EventBody::UserSaid(UserSaid { client_msg_id: format!("m-audit-{i}"), user_id: user.clone(), locale: *locale, text: text.clone() }),
+        EventBody::UserSaid(UserSaid {
+            client_msg_id: format!("m-audit-{i}"),
+            user_id: user.clone(),
+            locale: *locale,
+            text: text.clone(),
+        }),
     )
 }
 
@@ -222,47 +309,73 @@ struct Progress {
 
 async fn create_database(sink: &ClickHouseSink, database: &str) {
     let migration =
-        std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql")).expect("migration");
+        std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql"))
+            .expect("migration");
     let ddl: String = migration
         .lines()
         .filter(|l| !l.starts_with("--") && l.trim() != ";")
         .collect::<Vec<_>>()
         .join("\n")
         .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
-    client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
+    let client = sink
+        .client()
+        .clone()
+        .with_setting("allow_experimental_low_cardinality_type", "1");
+    client
+        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .execute()
+        .await
+        .expect("create database");
     client.query(&ddl).execute().await.expect("create table");
 }
 
 /// Every value of every record of `topic`, up to the high watermarks.
 fn read_topic(settings: &KafkaSettings, topic: &str) -> Vec<String> {
-    let consumer: BaseConsumer =
-        settings.client_config().set("group.id", format!("pii-audit-reader-{topic}")).set("enable.auto.commit", "false").create().expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let consumer: BaseConsumer = settings
+        .client_config()
+        .set("group.id", format!("pii-audit-reader-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
     let mut tpl = TopicPartitionList::new();
     let mut remaining = 0i64;
     for p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(10)).expect("watermarks");
+        let (low, high) = consumer
+            .fetch_watermarks(topic, *p, Duration::from_secs(10))
+            .expect("watermarks");
         remaining += high - low;
-        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
     let mut values = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while (values.len() as i64) < remaining && Instant::now() < deadline {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            values.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+            values
+                .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
         }
     }
-    assert_eq!(values.len() as i64, remaining, "could not read all of {topic}");
+    assert_eq!(
+        values.len() as i64,
+        remaining,
+        "could not read all of {topic}"
+    );
     values
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_unmasked_pii_leaves_the_topology() {
     let data = audit_data();
-    let needles = needles(&data.originals);
+    let needles = needles_for(&data.originals);
     let kafka = KafkaSettings::from_env().expect("kafka settings");
     let clickhouse = ClickHouseSettings::from_env().expect("clickhouse settings");
     let run_id = EventId::new_v7().to_string().replace('-', "");
@@ -273,7 +386,9 @@ async fn no_unmasked_pii_leaves_the_topology() {
     let input = format!("test.pii.user-said.{run_id}");
     let replies = format!("test.pii.bot-said.{run_id}");
     let dead = format!("test.pii.dead.{run_id}");
-    ensure_topics(&kafka, &[&input, &replies, &dead], 4).await.expect("topics (is the broker up?)");
+    ensure_topics(&kafka, &[&input, &replies, &dead], 4)
+        .await
+        .expect("topics (is the broker up?)");
     let database = format!("sbtest_pii_{}", &run_id[..16]);
     let admin = ClickHouseSink::new(&clickhouse);
     create_database(&admin, &database).await;
@@ -286,7 +401,12 @@ async fn no_unmasked_pii_leaves_the_topology() {
         turn_ids.push(format!("'{}'", event.event_id));
         let payload = encode(&event);
         producer
-            .send(FutureRecord::to(&input).key(&event.dialogue_id).payload(&payload), Duration::from_secs(30))
+            .send(
+                FutureRecord::to(&input)
+                    .key(&event.dialogue_id)
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("produced");
@@ -302,12 +422,16 @@ async fn no_unmasked_pii_leaves_the_topology() {
     }
     for (j, (key, raw)) in data.malformed.iter().enumerate() {
         producer
-            .send(FutureRecord::to(&input).key(key).payload(raw.as_bytes()), Duration::from_secs(30))
+            .send(
+                FutureRecord::to(&input).key(key).payload(raw.as_bytes()),
+                Duration::from_secs(30),
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("produced");
         let partition = j % 4;
-        let value = serde_json::from_str::<serde_json::Value>(raw).unwrap_or_else(|_| serde_json::Value::String(raw.clone()));
+        let value = serde_json::from_str::<serde_json::Value>(raw)
+            .unwrap_or_else(|_| serde_json::Value::String(raw.clone()));
         recording.push_str(
             &serde_json::json!({"topic": "user.said", "partition": partition, "offset": offsets[partition],
                 "timestamp_ms": T0 + 60_000 + j as i64, "key": key, "value": value})
@@ -333,7 +457,10 @@ async fn no_unmasked_pii_leaves_the_topology() {
         .stderr(std::fs::File::create(&log_path).expect("log file"))
         .spawn()
         .expect("start switchboard run");
-    let reader = ClickHouseSink::new(&ClickHouseSettings { database: database.clone(), ..clickhouse.clone() });
+    let reader = ClickHouseSink::new(&ClickHouseSettings {
+        database: database.clone(),
+        ..clickhouse.clone()
+    });
     let turns = data.turns.len() as u64;
     let dead_letters = data.malformed.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -343,18 +470,33 @@ async fn no_unmasked_pii_leaves_the_topology() {
         turn_ids.join(",")
     );
     loop {
-        let Progress { replied, dead_rows } =
-            reader.client().query(&progress).fetch_one::<Progress>().await.unwrap_or(Progress { replied: 0, dead_rows: 0 });
+        let Progress { replied, dead_rows } = reader
+            .client()
+            .query(&progress)
+            .fetch_one::<Progress>()
+            .await
+            .unwrap_or(Progress {
+                replied: 0,
+                dead_rows: 0,
+            });
         if replied >= turns && dead_rows >= dead_letters {
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("switchboard run exited: {status}; see {}", log_path.display());
+            panic!(
+                "switchboard run exited: {status}; see {}",
+                log_path.display()
+            );
         }
-        assert!(Instant::now() < deadline, "not every turn was answered in time ({replied}/{turns}, {dead_rows} dead letters)");
+        assert!(
+            Instant::now() < deadline,
+            "not every turn was answered in time ({replied}/{turns}, {dead_rows} dead letters)"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
 
     let rows: Vec<String> = reader
@@ -368,14 +510,39 @@ async fn no_unmasked_pii_leaves_the_topology() {
         .fetch_all::<String>()
         .await
         .expect("select every row");
-    assert!(rows.len() as u64 >= turns * 2 + dead_letters, "{} rows", rows.len());
+    assert!(
+        rows.len() as u64 >= turns * 2 + dead_letters,
+        "{} rows",
+        rows.len()
+    );
     let said = read_topic(&kafka, &replies);
     let dead_topic = read_topic(&kafka, &dead);
-    assert!(said.len() as u64 >= turns, "{} records on bot.said", said.len());
-    assert!(dead_topic.len() as u64 >= dead_letters, "{} dead letters", dead_topic.len());
-    let log = std::fs::read_to_string(&log_path).expect("run log") + &std::fs::read_to_string(work.join("run.stdout")).unwrap_or_default();
+    assert!(
+        said.len() as u64 >= turns,
+        "{} records on bot.said",
+        said.len()
+    );
+    assert!(
+        dead_topic.len() as u64 >= dead_letters,
+        "{} dead letters",
+        dead_topic.len()
+    );
+    let log = std::fs::read_to_string(&log_path).expect("run log")
+        + &std::fs::read_to_string(work.join("run.stdout")).unwrap_or_default();
     assert!(log.contains("DEBUG"), "the run did not log at debug level");
 
+    // The scan can fail: every original is found in the input as typed, and the outputs do
+    // carry the masked texts.
+    for original in &data.originals {
+        assert!(
+            !leaks(&recording, &needles_for(std::slice::from_ref(original))).is_empty(),
+            "the detector misses {original:?} in the input"
+        );
+    }
+    assert!(
+        rows.iter().filter(|r| r.contains("****")).count() >= data.turns.len(),
+        "masked texts in ClickHouse"
+    );
     let mut found = Vec::new();
     for (name, text) in [
         ("ClickHouse rows", rows.join("\n")),
@@ -383,7 +550,11 @@ async fn no_unmasked_pii_leaves_the_topology() {
         ("dead-letter topic", dead_topic.join("\n")),
         ("run logs (debug)", log),
     ] {
-        found.extend(leaks(&text, &needles).into_iter().map(|l| format!("{name}: {l}")));
+        found.extend(
+            leaks(&text, &needles)
+                .into_iter()
+                .map(|l| format!("{name}: {l}")),
+        );
     }
 
     // ---- 2. the deterministic runner ----
@@ -400,14 +571,38 @@ async fn no_unmasked_pii_leaves_the_topology() {
         .env("RUST_LOG", "debug")
         .output()
         .expect("switchboard test");
-    let test_log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let test_log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "switchboard test failed: {test_log}");
     let golden = std::fs::read_to_string(&golden_path).expect("golden output");
-    assert!(golden.lines().count() as u64 >= turns * 2 + dead_letters, "golden output:\n{golden}");
-    found.extend(leaks(&golden, &needles).into_iter().map(|l| format!("switchboard test output: {l}")));
-    found.extend(leaks(&test_log, &needles).into_iter().map(|l| format!("switchboard test logs (debug): {l}")));
+    assert!(
+        golden.lines().count() as u64 >= turns * 2 + dead_letters,
+        "golden output:\n{golden}"
+    );
+    found.extend(
+        leaks(&golden, &needles)
+            .into_iter()
+            .map(|l| format!("switchboard test output: {l}")),
+    );
+    found.extend(
+        leaks(&test_log, &needles)
+            .into_iter()
+            .map(|l| format!("switchboard test logs (debug): {l}")),
+    );
 
-    assert!(found.is_empty(), "{} unmasked PII occurrences:\n{}", found.len(), found.join("\n"));
-    let _ = admin.client().query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
+    assert!(
+        found.is_empty(),
+        "{} unmasked PII occurrences:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+    let _ = admin
+        .client()
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await;
     let _ = std::fs::remove_dir_all(&work);
 }

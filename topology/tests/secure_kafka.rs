@@ -29,7 +29,9 @@ fn root() -> PathBuf {
 }
 
 fn state_dir() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_STATE").map(PathBuf::from).unwrap_or_else(|| root().join(".switchboard"))
+    std::env::var_os("SWITCHBOARD_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".switchboard"))
 }
 
 /// Where the secure brokers are and how to log in.
@@ -47,24 +49,41 @@ impl Secure {
             .env("SWITCHBOARD_STATE", state_dir())
             .output()
             .expect("run deploy/dev/secure-up.sh");
-        assert!(out.status.success(), "secure-up.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "secure-up.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let dir = state_dir().join("kafka-secure");
         let password_file = dir.join("switchboard.password");
-        let password = std::fs::read_to_string(&password_file).expect("password file").trim().to_string();
-        assert!(password.len() >= 16, "the generated password is too short to be distinctive");
+        let password = std::fs::read_to_string(&password_file)
+            .expect("password file")
+            .trim()
+            .to_string();
+        assert!(
+            password.len() >= 16,
+            "the generated password is too short to be distinctive"
+        );
         Secure {
             sasl_brokers: "127.0.0.1:9094".into(),
             tls_brokers: "127.0.0.1:9095".into(),
             password_file,
             password,
-            ca_file: dir.join("tls/ca.crt"),
+            ca_file: dir.join("tls/ca.pem"),
         }
     }
 
     fn settings(&self, tls: bool) -> KafkaSettings {
         KafkaSettings {
-            brokers: if tls { self.tls_brokers.clone() } else { self.sasl_brokers.clone() },
-            sasl: Some(SaslCredentials { username: "switchboard".into(), password: self.password.clone() }),
+            brokers: if tls {
+                self.tls_brokers.clone()
+            } else {
+                self.sasl_brokers.clone()
+            },
+            sasl: Some(SaslCredentials {
+                username: "switchboard".into(),
+                password: self.password.clone(),
+            }),
             tls_ca_file: tls.then(|| self.ca_file.to_string_lossy().into_owned()),
         }
     }
@@ -89,7 +108,9 @@ fn switchboard(args: &[&str]) -> Command {
 }
 
 async fn produce_turns_async(settings: &KafkaSettings, topic: &str, n: usize) {
-    ensure_topics(settings, &[topic], 2).await.expect("create the topic on the secure broker");
+    ensure_topics(settings, &[topic], 2)
+        .await
+        .expect("create the topic on the secure broker");
     let producer: FutureProducer = settings.client_config().create().expect("producer");
     for i in 0..n {
         let event = Event::new(
@@ -103,7 +124,12 @@ async fn produce_turns_async(settings: &KafkaSettings, topic: &str, n: usize) {
             }),
         );
         producer
-            .send(FutureRecord::to(topic).key(&event.dialogue_id).payload(&encode(&event)), Duration::from_secs(30))
+            .send(
+                FutureRecord::to(topic)
+                    .key(&event.dialogue_id)
+                    .payload(&encode(&event)),
+                Duration::from_secs(30),
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("produced with the right credentials");
@@ -111,7 +137,10 @@ async fn produce_turns_async(settings: &KafkaSettings, topic: &str, n: usize) {
 }
 
 fn produce_turns(settings: &KafkaSettings, topic: &str, n: usize) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(produce_turns_async(settings, topic, n));
 }
 
@@ -123,10 +152,20 @@ fn record_works_with_the_right_credentials_over_sasl_and_tls() {
     std::fs::create_dir_all(&work).expect("work dir");
     for tls in [false, true] {
         let settings = secure.settings(tls);
-        let topic = format!("test.secure.record.{}.{run_id}", if tls { "tls" } else { "sasl" });
+        let topic = format!(
+            "test.secure.record.{}.{run_id}",
+            if tls { "tls" } else { "sasl" }
+        );
         produce_turns(&settings, &topic, 3);
         let out_file = work.join(format!("{topic}.ndjson"));
-        let mut command = switchboard(&["record", "--topic", &topic, "--from-offset", "0:0,1:0", "--out"]);
+        let mut command = switchboard(&[
+            "record",
+            "--topic",
+            &topic,
+            "--from-offset",
+            "0:0,1:0",
+            "--out",
+        ]);
         command
             .arg(&out_file)
             .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
@@ -139,8 +178,15 @@ fn record_works_with_the_right_credentials_over_sasl_and_tls() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "record (tls: {tls}) failed: {stderr}");
         let recorded = std::fs::read_to_string(&out_file).expect("recording");
-        assert_eq!(recorded.lines().count(), 3, "record (tls: {tls}) wrote:\n{recorded}");
-        assert!(!stderr.contains(&secure.password), "the password leaked into record's stderr");
+        assert_eq!(
+            recorded.lines().count(),
+            3,
+            "record (tls: {tls}) wrote:\n{recorded}"
+        );
+        assert!(
+            !stderr.contains(&secure.password),
+            "the password leaked into record's stderr"
+        );
     }
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -148,7 +194,11 @@ fn record_works_with_the_right_credentials_over_sasl_and_tls() {
 /// Runs the command to its end (bounded) and returns (exit code, stdout + stderr, seconds).
 fn run_bounded(mut command: Command, limit: Duration) -> (Option<i32>, String, String, f64) {
     let started = Instant::now();
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn switchboard");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchboard");
     loop {
         if let Ok(Some(_)) = child.try_wait() {
             break;
@@ -177,12 +227,28 @@ fn refused_clients_exit_fast_with_one_clear_line() {
     let secure = Secure::start();
     let wrong_password = "Wr0ng-Pa55word-q7Zx-distinctive";
     let cases: [(&str, Option<(&str, &str)>, &str); 3] = [
-        ("wrong password", Some(("switchboard", wrong_password)), "Kafka authentication failed for user switchboard at 127.0.0.1:9094"),
-        ("unknown user", Some(("nobody-here", wrong_password)), "Kafka authentication failed for user nobody-here at 127.0.0.1:9094"),
+        (
+            "wrong password",
+            Some(("switchboard", wrong_password)),
+            "Kafka authentication failed for user switchboard at 127.0.0.1:9094",
+        ),
+        (
+            "unknown user",
+            Some(("nobody-here", wrong_password)),
+            "Kafka authentication failed for user nobody-here at 127.0.0.1:9094",
+        ),
         ("no credentials", None, "no credentials are set"),
     ];
     let commands: [&[&str]; 3] = [
-        &["record", "--topic", "user.said", "--from-offset", "0:0", "--out", "/dev/null"],
+        &[
+            "record",
+            "--topic",
+            "user.said",
+            "--from-offset",
+            "0:0",
+            "--out",
+            "/dev/null",
+        ],
         &["run", "--workers", "1"],
         &["gateway", "--listen", "127.0.0.1:0"],
     ];
@@ -191,16 +257,32 @@ fn refused_clients_exit_fast_with_one_clear_line() {
             let mut command = switchboard(args);
             command.env("SWITCHBOARD_KAFKA_BROKERS", &secure.sasl_brokers);
             if let Some((user, password)) = credentials {
-                command.env("SWITCHBOARD_KAFKA_USERNAME", user).env("SWITCHBOARD_KAFKA_PASSWORD", password);
+                command
+                    .env("SWITCHBOARD_KAFKA_USERNAME", user)
+                    .env("SWITCHBOARD_KAFKA_PASSWORD", password);
             }
             let (code, stdout, stderr, seconds) = run_bounded(command, REFUSAL_LIMIT);
             let what = format!("{case}, `switchboard {}`", args.join(" "));
             assert_eq!(code, Some(1), "{what}: exit status; stderr: {stderr}");
             let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            assert_eq!(lines.len(), 1, "{what}: expected one stderr line, got:\n{stderr}");
-            assert!(lines[0].starts_with("switchboard: ") && lines[0].contains(expected), "{what}: {}", lines[0]);
-            assert!(!stderr.contains(wrong_password) && !stdout.contains(wrong_password), "{what}: the password leaked");
-            assert!(!stderr.contains(&secure.password), "{what}: the real password leaked");
+            assert_eq!(
+                lines.len(),
+                1,
+                "{what}: expected one stderr line, got:\n{stderr}"
+            );
+            assert!(
+                lines[0].starts_with("switchboard: ") && lines[0].contains(expected),
+                "{what}: {}",
+                lines[0]
+            );
+            assert!(
+                !stderr.contains(wrong_password) && !stdout.contains(wrong_password),
+                "{what}: the password leaked"
+            );
+            assert!(
+                !stderr.contains(&secure.password),
+                "{what}: the real password leaked"
+            );
             eprintln!("{what}: exit 1 after {seconds:.1} s: {}", lines[0]);
         }
     }
@@ -208,7 +290,9 @@ fn refused_clients_exit_fast_with_one_clear_line() {
 
 #[test]
 fn no_command_line_flag_takes_a_secret() {
-    let top = switchboard(&["--help"]).output().expect("switchboard --help");
+    let top = switchboard(&["--help"])
+        .output()
+        .expect("switchboard --help");
     let help = String::from_utf8_lossy(&top.stdout).into_owned();
     let subcommands: Vec<String> = help
         .lines()
@@ -218,10 +302,15 @@ fn no_command_line_flag_takes_a_secret() {
         .filter_map(|l| l.split_whitespace().next().map(String::from))
         .filter(|c| c != "help")
         .collect();
-    assert!(subcommands.len() >= 10, "subcommands found: {subcommands:?}");
+    assert!(
+        subcommands.len() >= 10,
+        "subcommands found: {subcommands:?}"
+    );
     let mut texts = vec![help];
     for sub in &subcommands {
-        let out = switchboard(&[sub.as_str(), "--help"]).output().expect("sub --help");
+        let out = switchboard(&[sub.as_str(), "--help"])
+            .output()
+            .expect("sub --help");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         for nested in text
             .lines()
@@ -231,7 +320,9 @@ fn no_command_line_flag_takes_a_secret() {
             .filter_map(|l| l.split_whitespace().next())
             .filter(|c| *c != "help")
         {
-            let out = switchboard(&[sub.as_str(), nested, "--help"]).output().expect("nested --help");
+            let out = switchboard(&[sub.as_str(), nested, "--help"])
+                .output()
+                .expect("nested --help");
             texts.push(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         texts.push(text);
@@ -239,7 +330,14 @@ fn no_command_line_flag_takes_a_secret() {
     for text in texts {
         for line in text.lines().filter(|l| l.trim_start().starts_with('-')) {
             let flag = line.to_lowercase();
-            for word in ["password", "passwd", "secret", "sasl", "credential", "token"] {
+            for word in [
+                "password",
+                "passwd",
+                "secret",
+                "sasl",
+                "credential",
+                "token",
+            ] {
                 assert!(!flag.contains(word), "a flag takes a secret: {line}");
             }
         }
@@ -249,34 +347,51 @@ fn no_command_line_flag_takes_a_secret() {
 /// Creates `database` with the project's migrations.
 async fn create_database(sink: &ClickHouseSink, database: &str) {
     let migration =
-        std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql")).expect("migration");
+        std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql"))
+            .expect("migration");
     let ddl: String = migration
         .lines()
         .filter(|l| !l.starts_with("--") && l.trim() != ";")
         .collect::<Vec<_>>()
         .join("\n")
         .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
-    client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
+    let client = sink
+        .client()
+        .clone()
+        .with_setting("allow_experimental_low_cardinality_type", "1");
+    client
+        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .execute()
+        .await
+        .expect("create database");
     client.query(&ddl).execute().await.expect("create table");
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
     body.starts_with("HTTP/1.1 200").then_some(body)
 }
 
 fn stop(mut child: Child) -> String {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -286,7 +401,11 @@ fn stop(mut child: Child) -> String {
     }
     let _ = child.kill();
     let out = child.wait_with_output().expect("output");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +417,9 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
     let input = format!("test.secrets.user-said.{run_id}");
     let replies = format!("test.secrets.bot-said.{run_id}");
     let dead = format!("test.secrets.dead.{run_id}");
-    ensure_topics(&settings, &[&input, &replies, &dead], 2).await.expect("topics on the secure broker");
+    ensure_topics(&settings, &[&input, &replies, &dead], 2)
+        .await
+        .expect("topics on the secure broker");
     let database = format!("sbtest_secrets_{}", &run_id[..16]);
     let admin = ClickHouseSink::new(&clickhouse);
     create_database(&admin, &database).await;
@@ -349,7 +470,10 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
     // A turn through the secure broker: it is answered (ClickHouse holds the reply, which the
     // topology writes only after reading the turn and producing its reply on the secure broker).
     produce_turns_async(&settings, &input, 1).await;
-    let reader = ClickHouseSink::new(&ClickHouseSettings { database: database.clone(), ..clickhouse.clone() });
+    let reader = ClickHouseSink::new(&ClickHouseSettings {
+        database: database.clone(),
+        ..clickhouse.clone()
+    });
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let answered = reader
@@ -361,7 +485,10 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         if answered >= 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "the turn was not answered through the secure broker in time");
+        assert!(
+            Instant::now() < deadline,
+            "the turn was not answered through the secure broker in time"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let topology_metrics = http_get(&metrics_addr, "/metrics").expect("topology /metrics");
@@ -370,7 +497,10 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         if let Some(body) = http_get(&gateway_addr, "/metrics") {
             break body;
         }
-        assert!(Instant::now() < deadline, "the gateway did not serve /metrics with the right credentials");
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not serve /metrics with the right credentials"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let doctor = switchboard(&["doctor"])
@@ -380,7 +510,11 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         .env("SWITCHBOARD_LOG", "debug")
         .output()
         .expect("switchboard doctor");
-    let doctor_output = format!("{}{}", String::from_utf8_lossy(&doctor.stdout), String::from_utf8_lossy(&doctor.stderr));
+    let doctor_output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&doctor.stdout),
+        String::from_utf8_lossy(&doctor.stderr)
+    );
     // A refused start at debug level: the wrong password is not in its output either.
     let wrong_password = format!("Wr0ng-{run_id}");
     let mut refused = switchboard(&["run", "--workers", "1", "--config"]);
@@ -392,14 +526,21 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         .env("SWITCHBOARD_LOG", "debug")
         .env("RUST_LOG", "debug");
     let (code, refused_stdout, refused_stderr, _) = run_bounded(refused, REFUSAL_LIMIT);
-    assert_eq!(code, Some(1), "a wrong password must fail: {refused_stderr}");
+    assert_eq!(
+        code,
+        Some(1),
+        "a wrong password must fail: {refused_stderr}"
+    );
     assert!(
         !refused_stdout.contains(&wrong_password) && !refused_stderr.contains(&wrong_password),
         "the wrong password appears in the refused run's output:\n{refused_stderr}"
     );
     let topology_output = stop(topology);
     let gateway_output = stop(gateway);
-    assert!(topology_output.contains("DEBUG"), "the topology did not log at debug level:\n{topology_output}");
+    assert!(
+        topology_output.contains("DEBUG"),
+        "the topology did not log at debug level:\n{topology_output}"
+    );
     for (name, text) in [
         ("topology stdout/stderr", &topology_output),
         ("gateway stdout/stderr", &gateway_output),
@@ -407,10 +548,20 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         ("gateway /metrics", &gateway_metrics),
         ("doctor output", &doctor_output),
     ] {
-        for (secret, what) in [(&secure.password, "Kafka password"), (&hmac_secret, "HMAC secret")] {
-            assert!(!text.contains(secret.as_str()), "the {what} appears in the {name}");
+        for (secret, what) in [
+            (&secure.password, "Kafka password"),
+            (&hmac_secret, "HMAC secret"),
+        ] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "the {what} appears in the {name}"
+            );
         }
     }
-    let _ = admin.client().query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
+    let _ = admin
+        .client()
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await;
     let _ = std::fs::remove_dir_all(&work);
 }
