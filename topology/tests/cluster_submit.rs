@@ -1,9 +1,9 @@
 //! `switchboard submit`: a timely cluster of two processes × two workers on localhost.
 //!
 //! 1. It writes the same ClickHouse contents as one process with one worker (`run --workers 1`)
-//!    over the same 1,000 turns (every column that does not depend on the wall clock), and the
+//!    over the same 500 turns (every column that does not depend on the wall clock), and the
 //!    partitions are spread over both processes (from their "worker owns partitions" logs).
-//! 2. Fail-stop: with 3,000 more turns flowing, one process is killed with SIGKILL; the other
+//! 2. Fail-stop: with 1,000 more turns flowing, one process is killed with SIGKILL; the other
 //!    stops by itself within 30 s with exit status 1 and a one-line "lost a peer" message. Both
 //!    are restarted and resume from the committed offsets: in the end every turn has exactly
 //!    one reply under `FINAL` and every UserSaid is stored once.
@@ -21,8 +21,8 @@ use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_sources::admin::ensure_topics;
 
 const PARTITIONS: i32 = 8;
-const FIRST_DIALOGUES: usize = 200;
-const MORE_DIALOGUES: usize = 600;
+const FIRST_DIALOGUES: usize = 100;
+const MORE_DIALOGUES: usize = 200;
 const TURNS: usize = 5;
 
 /// Two free localhost ports (bound and released; nothing else here takes ports in this range).
