@@ -211,6 +211,9 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
         }
     }
     if let Some(bar) = progress {
+        // The length was an upper bound (records up to the high watermark); finish at what
+        // was read, not at that bound.
+        bar.set_length(bar.position());
         bar.finish_with_message("done");
     }
     Ok(RunReport { records, seconds: started.elapsed().as_secs_f64() })
