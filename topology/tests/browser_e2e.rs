@@ -40,13 +40,19 @@ const STEP_WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(200);
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
 }
 
-/// `$SWITCHBOARD_STATE/artifacts/browser` (the state folder defaults to `.switchboard/`).
-fn artifacts_dir() -> PathBuf {
-    let state = std::env::var_os("SWITCHBOARD_STATE").map(PathBuf::from).unwrap_or_else(|| root().join(".switchboard"));
-    state.join("artifacts").join("browser")
+/// `$SWITCHBOARD_STATE`, or the repository's `.switchboard/` (where deploy/dev puts the trained
+/// models and the knowledge base).
+fn state_dir() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_STATE").map(PathBuf::from).unwrap_or_else(|| root().join(".switchboard"))
+}
+
+/// `$SWITCHBOARD_MODELS`, or the repository's `models/`.
+fn models_dir() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("models"))
 }
 
 /// The first executable called one of `names` on `PATH`.
@@ -261,7 +267,7 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
     let run_id = EventId::new_v7().to_string().replace('-', "");
     let work = std::env::temp_dir().join(format!("switchboard-browser-{run_id}"));
     std::fs::create_dir_all(&work).expect("work dir");
-    let shots = artifacts_dir();
+    let shots = state_dir().join("artifacts").join("browser");
     std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{}: {e}", shots.display()));
     let mut processes = Processes::default();
 
@@ -296,6 +302,8 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
             .args(["run", "--workers", "1", "--config"])
             .arg(&config)
             .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
+            .env("SWITCHBOARD_STATE", state_dir())
+            .env("SWITCHBOARD_MODELS", models_dir())
             .env("SWITCHBOARD_LOG", "warn"),
         &work.join("topology.log"),
     );
