@@ -12,10 +12,12 @@
 //! * **Bank card numbers**: 16–19 digits passing the Luhn check ([`luhn_valid`]); compact or
 //!   grouped in fours (`6222 0212 3456 7890 128`) or `6-rest`. Masked as `***************0128`,
 //!   always in compact form (the separators inside the number are dropped).
-//! * **Email addresses**: the local part is replaced by its first character and `***`:
-//!   `zhang.san@example.com` → `z***@example.com`.
+//! * **Email addresses** (ASCII `@` or full-width `＠`): the local part is replaced by its first
+//!   character and `***`: `zhang.san@example.com` → `z***@example.com`.
 //!
-//! Full-width digits (`１３８…`) count as digits, and Chinese characters, punctuation and
+//! Digit groups may be separated by spaces, dashes, dots, underscores or brackets, ASCII or
+//! full-width, mixed within one number (`(138) 1234-5678`); a gap of two or more spaces between
+//! narrow separators ends a number. Full-width digits (`１３８…`) count as digits, and Chinese characters, punctuation and
 //! whitespace are valid boundaries (`手机13812345678谢谢`). Numbers must be *bounded*: digits
 //! directly next to other digits belong to the same number, so a mobile number inside a longer
 //! digit run is not a mobile number, and a number directly after a Latin letter (tracking
@@ -76,11 +78,12 @@ pub struct PiiSpan {
     pub end: usize,
 }
 
-/// Email addresses. The local part may contain `*` after its first character so that an already
-/// masked address (`z***@example.com`) is still recognised as an email (and then skipped).
+/// Email addresses, with an ASCII or a full-width at sign (`＠`, as Chinese input methods type
+/// it). The local part may contain `*` after its first character so that an already masked
+/// address (`z***@example.com`) is still recognised as an email (and then skipped).
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"[A-Za-z0-9._%+\-][A-Za-z0-9._%+\-*]*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+        r"[A-Za-z0-9._%+\-][A-Za-z0-9._%+\-*]*[@＠][A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
     )
     .expect("the email regex is valid")
 });
@@ -104,7 +107,7 @@ const ID_LAYOUTS: &[&[usize]] = &[&[18], &[6, 8, 4], &[6, 4, 4, 4], &[6, 12], &[
 #[must_use]
 pub fn find(text: &str) -> Vec<PiiSpan> {
     let has_digit = text.chars().any(|c| digit_value(c).is_some());
-    let has_at = text.contains('@');
+    let has_at = text.contains(AT_SIGNS);
     if !has_digit && !has_at {
         return Vec::new();
     }
@@ -272,10 +275,14 @@ fn email_matches(text: &str) -> Vec<EmailMatch> {
         let Some(m) = EMAIL.find_at(text, pos) else {
             break;
         };
-        let Some(at_rel) = m.as_str().find('@') else {
+        let Some(at_rel) = m.as_str().find(AT_SIGNS) else {
             break;
         };
         let at = m.start() + at_rel;
+        let at_len = m.as_str()[at_rel..]
+            .chars()
+            .next()
+            .map_or(1, char::len_utf8);
         if let Some(prev) = out.last_mut() {
             if prev.end > m.start() {
                 prev.end = m.start();
@@ -287,10 +294,13 @@ fn email_matches(text: &str) -> Vec<EmailMatch> {
             end: m.end(),
             already_masked: local.get(1..) == Some("***"),
         });
-        pos = at + 1;
+        pos = at + at_len;
     }
     out
 }
+
+/// The at signs an email address may be written with.
+const AT_SIGNS: [char; 2] = ['@', '\u{FF20}'];
 
 // ---------------------------------------------------------------------------------------------
 // Numbers
@@ -315,7 +325,8 @@ fn is_latin_letter(c: char) -> bool {
     c.is_ascii_alphabetic() || matches!(c, '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}')
 }
 
-/// Characters that may separate the digit groups of one number.
+/// Characters that may separate the digit groups of one number: spaces, dashes, dots,
+/// underscores and brackets (`(138)1234-5678`), ASCII or full-width.
 fn is_separator(c: char) -> bool {
     matches!(
         c,
@@ -327,7 +338,22 @@ fn is_separator(c: char) -> bool {
             | '\u{2012}'
             | '\u{2013}'
             | '\u{FF0D}'
+            | '.'
+            | '\u{FF0E}'
+            | '_'
+            | '('
+            | ')'
+            | '\u{FF08}'
+            | '\u{FF09}'
     )
+}
+
+/// Whether a separator is a wide gap (two or more spaces): groups on either side of a wide gap
+/// belong to one number only if all its separators are wide (`138  1234  5678`), so that
+/// `4111 1111 1111 1111  138` stays two numbers. Narrow separators may be mixed, as people type
+/// them (`138 1234-5678`, `(138)1234-5678`).
+fn is_wide_gap(sep: &str) -> bool {
+    sep.chars().filter(|c| c.is_whitespace()).count() >= 2
 }
 
 /// One maximal block of digits (plus possibly a trailing `X`) inside a number run.
@@ -349,7 +375,8 @@ struct Group {
 /// masked number (`138****5678`, `***0128`) or the kept first character of a masked email
 /// (`1***@qq.com`) and must not be combined with neighbouring digit groups.
 fn is_mask_remnant(stars: usize, beyond: Option<char>) -> bool {
-    stars >= MASK_STAR_RUN || beyond.is_some_and(|c| c == '@' || digit_value(c).is_some())
+    stars >= MASK_STAR_RUN
+        || beyond.is_some_and(|c| AT_SIGNS.contains(&c) || digit_value(c).is_some())
 }
 
 /// Whether a number run starting at char index `i` may start a PII number.
@@ -492,9 +519,8 @@ fn best_window(text: &str, groups: &[Group], a: usize, right_ok: bool) -> Option
         if groups[a..b].iter().any(|g| g.has_x) {
             break;
         }
-        // One number is written with one kind of separator throughout: `138 1234 5678` but not
-        // `4111 1111 1111 1111  138` (two numbers).
-        if b > a + 1 && group.sep != groups[a + 1].sep {
+        // A wide gap between narrow ones separates two numbers (see `is_wide_gap`).
+        if b > a + 1 && is_wide_gap(&group.sep) != is_wide_gap(&groups[a + 1].sep) {
             break;
         }
         let Ok(s) = std::str::from_utf8(&joined) else {
@@ -590,7 +616,7 @@ fn is_card_layout(lens: &[usize]) -> bool {
 /// Appends the masked form of `pii` (the text of a span of kind `kind`) to `out`.
 fn render_masked(kind: PiiKind, pii: &str, out: &mut String) {
     if kind == PiiKind::Email {
-        match (pii.chars().next(), pii.find('@')) {
+        match (pii.chars().next(), pii.find(AT_SIGNS)) {
             (Some(first), Some(at)) => {
                 out.push(first);
                 out.push_str("***");
@@ -844,12 +870,35 @@ mod tests {
     }
 
     #[test]
-    fn one_separator_style_per_number() {
+    fn a_wide_gap_separates_numbers_narrow_separators_mix() {
         // A card followed by a mobile number, two spaces apart: the `138` group must not be
         // taken as the tail of a 19-digit card.
         let text = "4111 1111 1111 1111  138 1234 5678";
         assert_eq!(mask(text), "************1111  138****5678");
-        assert!(!contains_pii("138 1234-5678"));
+        // Narrow separators as people mix them (found by topology/tests/pii_audit.rs).
+        for typed in [
+            "138 1234-5678",
+            "138.1234.5678",
+            "(138)1234-5678",
+            "138_1234_5678",
+            "(138) 1234-5678",
+        ] {
+            assert_eq!(
+                mask(typed).replace(['(', ')', ' '], ""),
+                "138****5678",
+                "{typed}"
+            );
+        }
+        assert_eq!(mask("4111.1111.1111.1111"), "************1111");
+        assert_eq!(mask("+86(138)12345678"), "+86(138****5678");
+    }
+
+    #[test]
+    fn full_width_at_sign() {
+        let masked = mask("邮箱zhang.san＠example.com谢谢");
+        assert_eq!(masked, "邮箱z***＠example.com谢谢");
+        assert_eq!(mask(&masked), masked);
+        assert!(!contains_pii(&masked));
     }
 
     #[test]

@@ -105,6 +105,10 @@ fn audit_data() -> AuditData {
         "+86 177 0011 2233".to_string(),
         "１３７００１３７０００".to_string(),
         "(+86)15012345678".to_string(),
+        // Mixed separators, dots and brackets: leaked before operators/src/pii.rs took them.
+        "135 2468-1357".to_string(),
+        "158.8888.6666".to_string(),
+        "(136) 1357-2468".to_string(),
     ];
     let ids = [
         id_a.clone(),
@@ -121,6 +125,8 @@ fn audit_data() -> AuditData {
         "zhang.san@example.com".to_string(),
         "li_si+shop@qq.com".to_string(),
         "John.Doe@Example.co.uk".to_string(),
+        // A full-width at sign, as Chinese input methods type it.
+        "wang.wu＠163.com".to_string(),
     ];
 
     let zh =
@@ -188,6 +194,16 @@ fn audit_data() -> AuditData {
             "I want to talk to a human agent".to_string(),
         ),
         zh("d-audit-6", &cards[1], mobiles[1].clone()),
+        zh(
+            "d-audit-6",
+            &emails[3],
+            format!("联系方式 {} 或 {}，谢谢", mobiles[7], emails[3]),
+        ),
+        en(
+            "d-audit-7",
+            &mobiles[9],
+            format!("reach me at {} or {} after 6pm", mobiles[9], mobiles[8]),
+        ),
     ];
     let malformed = vec![
         ("d-audit-bad-1".to_string(), format!("not json, but my phone is {} and my card {}", mobiles[0], cards[1])),
