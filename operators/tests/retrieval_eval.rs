@@ -121,6 +121,46 @@ fn evaluate(locale: Locale, model: &str, kb_file: &str, eval_file: &str) -> Figu
             accepted += 1;
         }
     }
+    // Score distributions: the top-1 score of correctly answered paraphrases (intent-filtered)
+    // and of out-of-scope utterances (no intent filter: the best any entry offers).
+    let mut correct: Vec<f32> = lines
+        .iter()
+        .zip(&vectors)
+        .filter_map(|(line, vector)| {
+            let top = retriever.rank(locale, Some(&line.intent), &line.question, vector, 1);
+            top.first().filter(|r| r.entry.id == line.expected_id).map(|r| r.score)
+        })
+        .collect();
+    let oos_file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "data/intents/oos.{}.jsonl",
+        if locale == Locale::ZhCn { "zh" } else { "en" }
+    ));
+    let oos: Vec<String> = std::fs::read_to_string(&oos_file)
+        .expect("out-of-scope set")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(String::from))
+        .collect();
+    let oos_refs: Vec<&str> = oos.iter().map(String::as_str).collect();
+    let oos_vectors = encoder.embed(&oos_refs).expect("embed out-of-scope");
+    let mut out_of_scope: Vec<f32> = oos
+        .iter()
+        .zip(&oos_vectors)
+        .filter_map(|(text, vector)| retriever.rank(locale, None, text, vector, 1).first().map(|r| r.score))
+        .collect();
+    correct.sort_by(f32::total_cmp);
+    out_of_scope.sort_by(f32::total_cmp);
+    let pct = |v: &[f32], q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f32::NAN);
+    println!(
+        "  {}: correct top-1 scores p5 {:.3} p10 {:.3} p50 {:.3}; out-of-scope top-1 p50 {:.3} p90 {:.3} max {:.3}",
+        locale.as_str(),
+        pct(&correct, 0.05),
+        pct(&correct, 0.10),
+        pct(&correct, 0.5),
+        pct(&out_of_scope, 0.5),
+        pct(&out_of_scope, 0.9),
+        pct(&out_of_scope, 1.0)
+    );
     let n = lines.len();
     let rate = |k: usize| k as f64 / n as f64;
     Figures {

@@ -526,7 +526,7 @@ fn qdrant_retriever_matches_exact_retriever() {
     let snapshot = small_snapshot();
     index.sync_snapshot(&snapshot).expect("sync");
     let config = RetrieverConfig {
-        threshold: 0.0,
+        threshold: switchboard_operators::retrieval::Thresholds::all(0.0),
         ..RetrieverConfig::default()
     };
     let exact = Retriever::new(snapshot.clone(), config).expect("retriever");

@@ -61,7 +61,10 @@ pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstan
     let understanding_config = UnderstandingConfig {
         intent_models,
         knowledge_base: config.knowledge_base.clone(),
-        retrieval: RetrieverConfig { threshold: config.retrieval_threshold, ..RetrieverConfig::default() },
+        retrieval: RetrieverConfig {
+            threshold: config.retrieval_threshold.resolve().map_err(|e| anyhow!(BadInput(e)))?,
+            ..RetrieverConfig::default()
+        },
         cache_capacity: 10_000,
         reload_every: Duration::from_secs(2),
         vector_backend: vector_backend(&config.vector_backend)?,

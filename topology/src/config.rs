@@ -26,8 +26,10 @@ pub struct TopologyConfig {
     /// Below this calibrated confidence the bot hands over. 0.75 keeps the answered turns of
     /// the demo test set ≥ 95 % correct while most out-of-scope turns go to a human.
     pub handoff_threshold: f32,
-    /// Below this blended score retrieval returns no answer.
-    pub retrieval_threshold: f32,
+    /// Below this blended score retrieval returns no answer: one number for every locale, or one
+    /// per locale (`{zh-CN: 0.59, en: 0.32}`, the default; the encoders score on different
+    /// scales, see `operators::retrieval::Thresholds`).
+    pub retrieval_threshold: RetrievalThreshold,
     /// The vector index behind retrieval: `exact` (in process, the default) or `qdrant` (the
     /// server at `QDRANT_URL`; each knowledge-base snapshot is synced to it before it serves).
     pub vector_backend: String,
@@ -55,6 +57,43 @@ pub struct TopologyConfig {
     pub model_server: Option<crate::model_server::ModelServerSettings>,
 }
 
+/// `retrieval_threshold`: a number for all locales or a map by locale name.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RetrievalThreshold {
+    /// The same for every locale.
+    All(f32),
+    /// Per locale (`zh-CN`, `en`); a locale not named keeps its default.
+    PerLocale(BTreeMap<String, f32>),
+}
+
+impl Default for RetrievalThreshold {
+    fn default() -> Self {
+        let defaults = switchboard_operators::retrieval::Thresholds::default();
+        RetrievalThreshold::PerLocale([("zh-CN".to_string(), defaults.zh_cn), ("en".to_string(), defaults.en)].into_iter().collect())
+    }
+}
+
+impl RetrievalThreshold {
+    /// The thresholds, or the name of a locale that does not exist.
+    pub fn resolve(&self) -> std::result::Result<switchboard_operators::retrieval::Thresholds, String> {
+        let mut thresholds = switchboard_operators::retrieval::Thresholds::default();
+        match self {
+            RetrievalThreshold::All(value) => thresholds = switchboard_operators::retrieval::Thresholds::all(*value),
+            RetrievalThreshold::PerLocale(map) => {
+                for (locale, value) in map {
+                    match locale.as_str() {
+                        "zh-CN" | "zh" => thresholds.zh_cn = *value,
+                        "en" => thresholds.en = *value,
+                        other => return Err(format!("retrieval_threshold: unknown locale `{other}` (zh-CN or en)")),
+                    }
+                }
+            }
+        }
+        Ok(thresholds)
+    }
+}
+
 /// The dev state folder (`SWITCHBOARD_STATE`, default `.switchboard`).
 pub fn state_dir() -> PathBuf {
     std::env::var("SWITCHBOARD_STATE").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(".switchboard"))
@@ -70,7 +109,7 @@ impl Default for TopologyConfig {
             intent_models,
             knowledge_base: state.join("kb"),
             handoff_threshold: 0.75,
-            retrieval_threshold: 0.45,
+            retrieval_threshold: RetrievalThreshold::default(),
             vector_backend: "exact".into(),
             idle_timeout_secs: 30 * 60,
             max_dialogues: 1_000_000,
@@ -102,5 +141,25 @@ impl TopologyConfig {
             max_unresolved: 2,
             max_dialogues: self.max_dialogues,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> TopologyConfig {
+        serde_yaml::from_str(yaml).expect("config parses")
+    }
+
+    #[test]
+    fn retrieval_threshold_is_a_number_or_a_map_by_locale() {
+        let all = parse("retrieval_threshold: 0.5\n").retrieval_threshold.resolve().expect("valid");
+        assert_eq!((all.zh_cn, all.en), (0.5, 0.5));
+        let per = parse("retrieval_threshold: {en: 0.3}\n").retrieval_threshold.resolve().expect("valid");
+        assert_eq!((per.zh_cn, per.en), (switchboard_operators::retrieval::Thresholds::default().zh_cn, 0.3));
+        let bad = parse("retrieval_threshold: {fr: 0.3}\n").retrieval_threshold.resolve();
+        assert!(bad.is_err_and(|e| e.contains("fr")));
+        assert_eq!(TopologyConfig::default().retrieval_threshold.resolve(), Ok(Default::default()));
     }
 }
