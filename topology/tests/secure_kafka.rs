@@ -503,6 +503,17 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // The console (page and API) and the chat page, whatever they answer.
+    let mut console = String::new();
+    for path in [
+        "/",
+        "/healthz",
+        "/console",
+        "/console/api/summary",
+        "/console/api/dialogues",
+    ] {
+        console.push_str(&http_get(&gateway_addr, path).unwrap_or_default());
+    }
     let doctor = switchboard(&["doctor"])
         .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
         .env("SWITCHBOARD_KAFKA_USERNAME", "switchboard")
@@ -546,6 +557,7 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         ("gateway stdout/stderr", &gateway_output),
         ("topology /metrics", &topology_metrics),
         ("gateway /metrics", &gateway_metrics),
+        ("gateway pages and console API", &console),
         ("doctor output", &doctor_output),
     ] {
         for (secret, what) in [
