@@ -7,8 +7,9 @@
 //! - control characters, `<script>` and SQL in the text: accepted and carried verbatim, as data,
 //!   to `user.said`; written with the ClickHouse sink (the topology's insert path, which sends
 //!   rows as RowBinary, never as SQL text) they come back byte for byte and the table is
-//!   intact; the console serves them only inside JSON (`nosniff`) and its page puts server data
-//!   in the DOM with `textContent` only.
+//!   intact; the console serves them only inside JSON (`nosniff`), binds its query parameters (an
+//!   SQL-injecting `prefix` lists nothing) and its page puts server data in the DOM with
+//!   `textContent` only.
 //!
 //! Needs the dev broker and ClickHouse (`deploy/dev/up.sh`).
 
@@ -325,6 +326,30 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
             "the console returns {text:?} as data; got {texts:?}"
         );
     }
+    // Parameters are bound, not spliced into the SQL: an injected prefix matches nothing.
+    let (_, listed) = http_get(
+        addr,
+        &format!("/console/api/dialogues?minutes=60&prefix={dialogue}"),
+    )
+    .await;
+    let listed: Value = serde_json::from_str(&listed).expect("dialogue list JSON");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "the dialogue is listed by its own prefix: {listed}"
+    );
+    let injected = "%27)%20OR%201%3D1%20OR%20(%27%27%3D%27";
+    let (head, body) = http_get(
+        addr,
+        &format!("/console/api/dialogues?minutes=60&prefix={injected}"),
+    )
+    .await;
+    let listed: Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {head}\n{body}"));
+    assert!(
+        listed.as_array().is_some_and(Vec::is_empty),
+        "an injected prefix listed dialogues: {listed}"
+    );
     let (page_head, page) = http_get(addr, "/console").await;
     assert!(
         page_head
