@@ -61,7 +61,7 @@ for target in "${TARGETS[@]}"; do
   if fuzz_cargo run --target-dir "$TARGET_DIR" "$target" "corpus/$target" -- \
     -max_total_time="$SECONDS_EACH" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
     "${parallel[@]}" >"$log" 2>&1; then
-    runs=$(grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null | awk '{s += $2} END {print s + 0}')
+    runs=$(cat "$log" fuzz-*.log 2>/dev/null | awk '/^stat::number_of_executed_units/ {s += $2} END {print s + 0}' || true)
     say "$target: no crash, $runs executions, corpus $(find "corpus/$target" -type f | wc -l) inputs"
   else
     say "$target: FAILED (crash, timeout or build error); see $log and artifacts/$target/"
