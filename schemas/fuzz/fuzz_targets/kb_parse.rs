@@ -19,14 +19,20 @@ fn check_accepted(entries: &[KbEntry]) {
         .expect("accepted entries written as JSON Lines parse again");
     assert_eq!(again, entries);
     for entry in entries {
-        let slots: BTreeMap<String, String> = entry.slots.iter().map(|s| (s.clone(), "x".to_string())).collect();
+        let slots: BTreeMap<String, String> = entry
+            .slots
+            .iter()
+            .map(|s| (s.clone(), "x".to_string()))
+            .collect();
         render(&entry.answer, &slots).expect("a valid entry renders with all its slots filled");
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     // Files are read with `read_to_string`: invalid UTF-8 is an I/O error before parsing.
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     for format in [KbFormat::JsonLines, KbFormat::Yaml] {
         match parse_kb_str(text, format, "fuzz.kb") {
             Ok(entries) => check_accepted(&entries),

@@ -12,7 +12,13 @@ use switchboard_schemas::{decode, encode, Event, EventBody, Locale, UserSaid};
 /// The longest refusal message; a longer one would be echoing the frame.
 const MAX_MESSAGE_BYTES: usize = 200;
 
-fn user_said(dialogue_id: &str, user_id: &str, locale: Locale, client_msg_id: &str, text: &str) -> Event {
+fn user_said(
+    dialogue_id: &str,
+    user_id: &str,
+    locale: Locale,
+    client_msg_id: &str,
+    text: &str,
+) -> Event {
     Event::new(
         dialogue_id,
         1_764_000_000_000,
@@ -26,13 +32,16 @@ fn user_said(dialogue_id: &str, user_id: &str, locale: Locale, client_msg_id: &s
 }
 
 fn assert_topology_accepts(event: &Event) {
-    let decoded = decode(&encode(event)).expect("an event made from an accepted frame decodes strictly");
+    let decoded =
+        decode(&encode(event)).expect("an event made from an accepted frame decodes strictly");
     assert_eq!(&decoded, event);
 }
 
 fuzz_target!(|data: &[u8]| {
     // The WebSocket layer hands over text frames only as valid UTF-8.
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let limits = Limits::default();
     if text.len() > limits.max_frame_bytes {
         return;
@@ -42,15 +51,28 @@ fuzz_target!(|data: &[u8]| {
     let max_text_chars = switchboard_schemas::MAX_TEXT_CHARS;
     match parse_client_frame(text, max_text_chars) {
         Err(e) => {
-            assert!(e.message.len() <= MAX_MESSAGE_BYTES, "refusal message too long: {}", e.message);
+            assert!(
+                e.message.len() <= MAX_MESSAGE_BYTES,
+                "refusal message too long: {}",
+                e.message
+            );
             let frame: serde_json::Value =
                 serde_json::from_str(&e.to_frame().to_json()).expect("an error frame is JSON");
             assert_eq!(frame["type"], "error");
         }
         Ok(ClientFrame::Hello(hello)) => {
             // A resumed dialogue keeps the id the client named; the event carries it.
-            let dialogue_id = hello.dialogue_id.as_deref().unwrap_or("0193a7e0-0000-7000-8000-000000000000");
-            assert_topology_accepts(&user_said(dialogue_id, &hello.user_id, hello.locale, "m-1", "hello"));
+            let dialogue_id = hello
+                .dialogue_id
+                .as_deref()
+                .unwrap_or("0193a7e0-0000-7000-8000-000000000000");
+            assert_topology_accepts(&user_said(
+                dialogue_id,
+                &hello.user_id,
+                hello.locale,
+                "m-1",
+                "hello",
+            ));
         }
         Ok(ClientFrame::Say(say)) => {
             assert!(say.text.chars().count() <= max_text_chars);
