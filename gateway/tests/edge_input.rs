@@ -76,29 +76,6 @@ async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
-async fn create_database(sink: &ClickHouseSink, database: &str) {
-    let migration = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/clickhouse/migrations/0001_events.sql"
-    ))
-    .expect("migration");
-    let ddl: String = migration
-        .lines()
-        .filter(|l| !l.starts_with("--") && l.trim() != ";")
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink
-        .client()
-        .clone()
-        .with_setting("allow_experimental_low_cardinality_type", "1");
-    client
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
-        .execute()
-        .await
-        .expect("create database");
-    client.query(&ddl).execute().await.expect("create table");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_rejected_or_stored_inertly() {
@@ -130,7 +107,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     };
     // Created through a client on the default database (the new one does not exist yet).
     let admin = ClickHouseSink::new(&ClickHouseSettings::from_env().expect("clickhouse settings"));
-    create_database(&admin, &database).await;
+    admin.create_database(&database).await.expect("create database");
     let sink = ClickHouseSink::new(&clickhouse);
 
     let mut config = GatewayConfig::new(kafka.clone());

@@ -114,6 +114,9 @@ impl EventRow {
     }
 }
 
+/// The SQL of the `events` table (`deploy/clickhouse/migrations/0001_events.sql`).
+pub const EVENTS_MIGRATION: &str = include_str!("../../deploy/clickhouse/migrations/0001_events.sql");
+
 /// Writes events to `switchboard.events`.
 pub struct ClickHouseSink {
     client: ::clickhouse::Client,
@@ -154,6 +157,28 @@ impl ClickHouseSink {
             insert.write(&EventRow::from_event(event)).await.map_err(|e| self.error(e))?;
         }
         insert.end().await.map_err(|e| self.error(e))
+    }
+
+    /// Creates `database` and its `events` table from the project's migration (the SQL
+    /// `deploy/dev/up.sh` applies to `switchboard`), for tests, benchmarks and backfills into a
+    /// separate database. `database` must be a plain identifier (letters, digits, `_`).
+    pub async fn create_database(&self, database: &str) -> Result<()> {
+        if database.is_empty() || !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::ClickHouse {
+                url: self.url.clone(),
+                source: ::clickhouse::error::Error::Custom(format!("`{database}` is not a plain database name")),
+            });
+        }
+        let ddl: String = EVENTS_MIGRATION
+            .lines()
+            .filter(|l| !l.starts_with("--") && l.trim() != ";")
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("switchboard.events", &format!("{database}.events"));
+        // 18.16 needs the setting for LowCardinality columns; newer servers ignore it.
+        let client = self.client.clone().with_setting("allow_experimental_low_cardinality_type", "1");
+        client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.map_err(|e| self.error(e))?;
+        client.query(&ddl).execute().await.map_err(|e| self.error(e))
     }
 
     /// Checks that the server answers.

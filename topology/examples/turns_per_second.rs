@@ -99,16 +99,9 @@ async fn main() -> Result<()> {
     let (input, replies, dead) = (format!("bench.in.{id}"), format!("bench.out.{id}"), format!("bench.dead.{id}"));
     ensure_topics(&kafka, &[&input, &replies, &dead], 8).await?;
     let database = format!("sbbench_{}", &id[..16]);
-    let migration = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/clickhouse/migrations/0001_events.sql"))?;
-    let ddl: String = migration
-        .lines()
-        .filter(|l| !l.starts_with("--") && l.trim() != ";")
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("switchboard.events", &format!("{database}.events"));
-    let admin = ClickHouseSink::new(&clickhouse).client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
-    admin.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await?;
-    admin.query(&ddl).execute().await?;
+    let sink = ClickHouseSink::new(&clickhouse);
+    sink.create_database(&database).await?;
+    let admin = sink.client().clone();
 
     // The backlog.
     let producer: FutureProducer = kafka.client_config().set("linger.ms", "5").create()?;

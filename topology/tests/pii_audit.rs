@@ -22,7 +22,6 @@
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
@@ -31,10 +30,6 @@ use switchboard_sinks::clickhouse::ClickHouseSink;
 use switchboard_sources::admin::ensure_topics;
 
 const T0: i64 = 1_764_000_000_000;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// An 18-digit mainland ID number: the 17 given digits and their ISO 7064 check character.
 fn id_number(first17: &str) -> String {
@@ -328,27 +323,6 @@ struct Progress {
     dead_rows: u64,
 }
 
-async fn create_database(sink: &ClickHouseSink, database: &str) {
-    let migration =
-        std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql"))
-            .expect("migration");
-    let ddl: String = migration
-        .lines()
-        .filter(|l| !l.starts_with("--") && l.trim() != ";")
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink
-        .client()
-        .clone()
-        .with_setting("allow_experimental_low_cardinality_type", "1");
-    client
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
-        .execute()
-        .await
-        .expect("create database");
-    client.query(&ddl).execute().await.expect("create table");
-}
 
 /// Every value of every record of `topic`, up to the high watermarks.
 fn read_topic(settings: &KafkaSettings, topic: &str) -> Vec<String> {
@@ -412,7 +386,7 @@ async fn no_unmasked_pii_leaves_the_topology() {
         .expect("topics (is the broker up?)");
     let database = format!("sbtest_pii_{}", &run_id[..16]);
     let admin = ClickHouseSink::new(&clickhouse);
-    create_database(&admin, &database).await;
+    admin.create_database(&database).await.expect("create database");
     let producer: FutureProducer = kafka.client_config().create().expect("producer");
     let mut recording = String::new();
     let mut offsets = [0i64; 4];

@@ -344,28 +344,6 @@ fn no_command_line_flag_takes_a_secret() {
     }
 }
 
-/// Creates `database` with the project's migrations.
-async fn create_database(sink: &ClickHouseSink, database: &str) {
-    let migration =
-        std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql"))
-            .expect("migration");
-    let ddl: String = migration
-        .lines()
-        .filter(|l| !l.starts_with("--") && l.trim() != ";")
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink
-        .client()
-        .clone()
-        .with_setting("allow_experimental_low_cardinality_type", "1");
-    client
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
-        .execute()
-        .await
-        .expect("create database");
-    client.query(&ddl).execute().await.expect("create table");
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -422,7 +400,7 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         .expect("topics on the secure broker");
     let database = format!("sbtest_secrets_{}", &run_id[..16]);
     let admin = ClickHouseSink::new(&clickhouse);
-    create_database(&admin, &database).await;
+    admin.create_database(&database).await.expect("create database");
     let hmac_secret = format!("hmac-Secret-{run_id}");
     let work = std::env::temp_dir().join(format!("switchboard-secrets-{run_id}"));
     std::fs::create_dir_all(&work).expect("work dir");

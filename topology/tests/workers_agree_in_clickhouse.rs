@@ -22,19 +22,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Creates `database` with the project's migrations (the same SQL deploy/dev/up.sh applies).
-async fn create_database(sink: &ClickHouseSink, database: &str) {
-    let migration = std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql")).expect("migration");
-    let ddl: String = migration
-        .lines()
-        .filter(|l| !l.starts_with("--") && l.trim() != ";")
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
-    client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
-    client.query(&ddl).execute().await.expect("create table");
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, clickhouse::Row)]
 struct Comparable {
@@ -122,7 +109,7 @@ async fn two_workers_write_what_one_worker_writes() {
     std::fs::create_dir_all(&work).expect("work dir");
     for workers in [1usize, 2] {
         let database = format!("sbtest_w{workers}_{}", &run_id[..16]);
-        create_database(&admin, &database).await;
+        admin.create_database(&database).await.expect("create database");
         let config = work.join(format!("config-{workers}.yaml"));
         std::fs::write(
             &config,

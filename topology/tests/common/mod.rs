@@ -38,17 +38,7 @@ pub fn utterances() -> Vec<String> {
 
 /// Creates `database` with the project's migration (the same SQL deploy/dev/up.sh applies).
 pub async fn create_database(settings: &ClickHouseSettings, database: &str) {
-    let sink = ClickHouseSink::new(settings);
-    let migration = std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql")).expect("migration");
-    let ddl: String = migration
-        .lines()
-        .filter(|l| !l.starts_with("--") && l.trim() != ";")
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("switchboard.events", &format!("{database}.events"));
-    let client = sink.client().clone().with_setting("allow_experimental_low_cardinality_type", "1");
-    client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.expect("create database");
-    client.query(&ddl).execute().await.expect("create table");
+    ClickHouseSink::new(settings).create_database(database).await.expect("create database");
 }
 
 /// Drops a test database (best effort).
