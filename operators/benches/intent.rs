@@ -91,6 +91,24 @@ fn classify(c: &mut Criterion) {
     group.bench_function("batch32_cache_hit", |b| {
         b.iter(|| black_box(cached.classify(hot).expect("classify")))
     });
+    // Where the time goes: the encoder alone, 32 texts one by one and in one pass.
+    let encoder = uncached.encoder().clone();
+    let mut next = 0usize;
+    group.bench_function("encoder_32_singles", |b| {
+        b.iter(|| {
+            next = (next + 1) % batches.len();
+            for text in batches[next] {
+                black_box(encoder.embed(&[*text]).expect("embed"));
+            }
+        })
+    });
+    let mut next = 0usize;
+    group.bench_function("encoder_batch32", |b| {
+        b.iter(|| {
+            next = (next + 1) % batches.len();
+            black_box(encoder.embed(batches[next]).expect("embed"))
+        })
+    });
     group.finish();
     let stats = cached.cache_stats();
     assert_eq!(
