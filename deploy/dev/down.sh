@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Stops the services that deploy/dev/up.sh started (their data stays in SWITCHBOARD_STATE).
+# Stops the services that deploy/dev/up.sh started, and the secure Kafka mode if secure-up.sh
+# (or a test) started it (their data stays in SWITCHBOARD_STATE).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 for name in gateway topology tansu clickhouse; do stop_pidfile "$name"; done
+stop_secure_kafka
