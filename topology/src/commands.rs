@@ -110,14 +110,7 @@ pub fn model_serve(
         .map_err(|e| anyhow!("{e} (deploy/dev/prepare.sh trains the demo models)"))?;
     let options = server::ServeOptions { listen, tls_dir, reload_every: Duration::from_secs(2) };
     runtime.block_on(server::serve(options, Arc::new(backend), async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        stop_requested().await;
         tracing::info!("model server stopping");
     }))?;
     Ok(())
@@ -128,16 +121,24 @@ fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metri
     Ok(GraphConfig { understand: build_understanding(config)?, session: config.session(), clock, metrics, aggregates })
 }
 
+/// Completes on SIGTERM or Ctrl-C (only Ctrl-C where no SIGTERM handler can be installed).
+pub async fn stop_requested() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 fn install_stop_handler(runtime: &tokio::runtime::Runtime) {
     runtime.spawn(async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        stop_requested().await;
         tracing::info!("stopping: finishing the current epoch and committing");
         run::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
     });

@@ -310,16 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 config.listen = listen;
             }
             let rt = runtime()?;
-            rt.block_on(switchboard_gateway::serve(config, async {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return std::future::pending().await,
-                };
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }))?;
+            rt.block_on(switchboard_gateway::serve(config, commands::stop_requested()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit { hosts, process, workers, config } => {

@@ -98,7 +98,12 @@ async fn replay_is_idempotent_over_offset_and_time_ranges() {
         &work.join("replay-1.log"),
     );
     assert_eq!(first.records as usize, turns.len(), "the first replay read every record of the range");
-    let after_first = comparable_rows(&clickhouse, &by_offset, true).await;
+    // Compared on every column but the times: a replay's epochs are its polls, stamped with the
+    // newest record time of the poll, and the output events' `occurred_at` and `latency_ms` come
+    // from that stamp, so they move by a few milliseconds when polls are cut differently (the
+    // README says so). Ids, kinds, intents, confidences (to 2e-4), texts, versions and reasons
+    // must not change.
+    let after_first = comparable_rows(&clickhouse, &by_offset, false).await;
     let (rows, distinct) = reply_counts(&clickhouse, &by_offset).await;
     assert_eq!(distinct as usize, turns.len(), "every turn has a reply");
     assert_eq!(rows as usize, turns.len(), "no turn has two replies");
@@ -107,7 +112,7 @@ async fn replay_is_idempotent_over_offset_and_time_ranges() {
     let second =
         replay(&["--from-offset", &from, "--to-offset", &to, "--workers", "2"], &config, &by_offset, &work.join("replay-2.log"));
     assert_eq!(second.records, first.records);
-    let after_second = comparable_rows(&clickhouse, &by_offset, true).await;
+    let after_second = comparable_rows(&clickhouse, &by_offset, false).await;
     let differences = row_differences(&after_first, &after_second);
     assert!(differences.is_empty(), "a second replay changed the rows under FINAL: {differences:#?}");
     assert_eq!(reply_counts(&clickhouse, &by_offset).await, (rows, distinct), "still exactly one reply per turn");
