@@ -12,6 +12,8 @@
 //! Needs Debian's `chromium` and `chromium-driver` (deploy/dev/lib.sh `install_chromium`, which
 //! deploy/dev/test.sh runs): without them the test fails and says so; it never skips.
 
+mod common;
+
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -22,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
-use switchboard_schemas::EventId;
 use switchboard_sinks::clickhouse::ClickHouseSink;
 use switchboard_sources::admin::ensure_topics;
 
@@ -264,7 +265,7 @@ async fn start_browser(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
     let browser_executables = find_browser();
-    let run_id = EventId::new_v7().to_string().replace('-', "");
+    let run_id = common::run_id();
     let work = std::env::temp_dir().join(format!("switchboard-browser-{run_id}"));
     std::fs::create_dir_all(&work).expect("work dir");
     let shots = state_dir().join("artifacts").join("browser");

@@ -19,6 +19,8 @@
 //!
 //! Needs the dev services and the demo models (`deploy/dev/test.sh` provides both).
 
+mod common;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -373,7 +375,7 @@ async fn no_unmasked_pii_leaves_the_topology() {
     let needles = needles_for(&data.originals);
     let kafka = KafkaSettings::from_env().expect("kafka settings");
     let clickhouse = ClickHouseSettings::from_env().expect("clickhouse settings");
-    let run_id = EventId::new_v7().to_string().replace('-', "");
+    let run_id = common::run_id();
     let work = std::env::temp_dir().join(format!("switchboard-pii-audit-{run_id}"));
     std::fs::create_dir_all(&work).expect("work dir");
 

@@ -11,6 +11,8 @@
 //! Starts the secure brokers with `deploy/dev/secure-up.sh` (idempotent; ports 9094 and 9095)
 //! beside the shared plain broker. Needs ClickHouse and the demo models (`deploy/dev/test.sh`).
 
+mod common;
+
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -147,7 +149,7 @@ fn produce_turns(settings: &KafkaSettings, topic: &str, n: usize) {
 #[test]
 fn record_works_with_the_right_credentials_over_sasl_and_tls() {
     let secure = Secure::start();
-    let run_id = EventId::new_v7().to_string().replace('-', "");
+    let run_id = common::run_id();
     let work = std::env::temp_dir().join(format!("switchboard-secure-{run_id}"));
     std::fs::create_dir_all(&work).expect("work dir");
     for tls in [false, true] {
@@ -391,7 +393,7 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
     let secure = Secure::start();
     let settings = secure.settings(false);
     let clickhouse = ClickHouseSettings::from_env().expect("clickhouse settings");
-    let run_id = EventId::new_v7().to_string().replace('-', "");
+    let run_id = common::run_id();
     let input = format!("test.secrets.user-said.{run_id}");
     let replies = format!("test.secrets.bot-said.{run_id}");
     let dead = format!("test.secrets.dead.{run_id}");
