@@ -193,35 +193,68 @@ fn record_works_with_the_right_credentials_over_sasl_and_tls() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
-/// Runs the command to its end (bounded) and returns (exit code, stdout + stderr, seconds).
+/// A child whose stdout and stderr are read as they come (a debug-level process fills a 64 KiB
+/// pipe in moments and would block on its next log line if nobody read it).
+struct Drained {
+    child: Child,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Drained {
+    fn spawn(command: &mut Command) -> Drained {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn switchboard");
+        let stdout = drain(child.stdout.take().expect("piped stdout"));
+        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        Drained {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the exit (killing it at `limit`); (exit code, stdout, stderr, killed).
+    fn finish(mut self, limit: Duration) -> (Option<i32>, String, String, bool) {
+        let deadline = Instant::now() + limit;
+        let mut killed = false;
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                killed = true;
+                break self.child.wait().expect("wait for the killed child");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stdout = self.stdout.join().unwrap_or_default();
+        let stderr = self.stderr.join().unwrap_or_default();
+        (status.code(), stdout, stderr, killed)
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Runs the command to its end (bounded) and returns (exit code, stdout, stderr, seconds).
 fn run_bounded(mut command: Command, limit: Duration) -> (Option<i32>, String, String, f64) {
     let started = Instant::now();
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn switchboard");
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "still running after {limit:?} (it should have given up); stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        started.elapsed().as_secs_f64(),
-    )
+    let (code, stdout, stderr, killed) = Drained::spawn(&mut command).finish(limit);
+    assert!(
+        !killed,
+        "still running after {limit:?} (it should have given up); stderr: {stderr}"
+    );
+    (code, stdout, stderr, started.elapsed().as_secs_f64())
 }
 
 #[test]
@@ -346,7 +379,6 @@ fn no_command_line_flag_takes_a_secret() {
     }
 }
 
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -368,24 +400,13 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     body.starts_with("HTTP/1.1 200").then_some(body)
 }
 
-fn stop(mut child: Child) -> String {
+/// SIGTERM, then SIGKILL after 20 s; everything it wrote to stdout and stderr.
+fn stop(process: Drained) -> String {
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &process.child.id().to_string()])
         .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("output");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let (_, stdout, stderr, _) = process.finish(Duration::from_secs(20));
+    format!("{stdout}{stderr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,7 +423,10 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         .expect("topics on the secure broker");
     let database = format!("sbtest_secrets_{}", &run_id[..16]);
     let admin = ClickHouseSink::new(&clickhouse);
-    admin.create_database(&database).await.expect("create database");
+    admin
+        .create_database(&database)
+        .await
+        .expect("create database");
     let hmac_secret = format!("hmac-Secret-{run_id}");
     let work = std::env::temp_dir().join(format!("switchboard-secrets-{run_id}"));
     std::fs::create_dir_all(&work).expect("work dir");
@@ -418,34 +442,30 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         ),
     )
     .expect("config");
-    let topology = switchboard(&["run", "--workers", "1", "--config"])
-        .arg(&config)
-        .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
-        .env("SWITCHBOARD_KAFKA_USERNAME", "switchboard")
-        .env("SWITCHBOARD_KAFKA_PASSWORD", &secure.password)
-        .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
-        .env("SWITCHBOARD_LOG", "debug")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start switchboard run");
+    let topology = Drained::spawn(
+        switchboard(&["run", "--workers", "1", "--config"])
+            .arg(&config)
+            .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
+            .env("SWITCHBOARD_KAFKA_USERNAME", "switchboard")
+            .env("SWITCHBOARD_KAFKA_PASSWORD", &secure.password)
+            .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
+            .env("SWITCHBOARD_LOG", "debug")
+            .env("RUST_LOG", "debug"),
+    );
 
     // The gateway, password from a file, with an HMAC secret.
     let gateway_addr = format!("127.0.0.1:{}", free_port());
-    let gateway = switchboard(&["gateway", "--listen", &gateway_addr])
-        .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
-        .env("SWITCHBOARD_KAFKA_USERNAME", "switchboard")
-        .env("SWITCHBOARD_KAFKA_PASSWORD_FILE", &secure.password_file)
-        .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &input)
-        .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &replies)
-        .env("SWITCHBOARD_GATEWAY_HMAC_SECRET", &hmac_secret)
-        .env("SWITCHBOARD_LOG", "debug")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start switchboard gateway");
+    let gateway = Drained::spawn(
+        switchboard(&["gateway", "--listen", &gateway_addr])
+            .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
+            .env("SWITCHBOARD_KAFKA_USERNAME", "switchboard")
+            .env("SWITCHBOARD_KAFKA_PASSWORD_FILE", &secure.password_file)
+            .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &input)
+            .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &replies)
+            .env("SWITCHBOARD_GATEWAY_HMAC_SECRET", &hmac_secret)
+            .env("SWITCHBOARD_LOG", "debug")
+            .env("RUST_LOG", "debug"),
+    );
 
     // A turn through the secure broker: it is answered (ClickHouse holds the reply, which the
     // topology writes only after reading the turn and producing its reply on the secure broker).
@@ -471,7 +491,17 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let topology_metrics = http_get(&metrics_addr, "/metrics").expect("topology /metrics");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let topology_metrics = loop {
+        if let Some(body) = http_get(&metrics_addr, "/metrics") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the topology did not serve /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let gateway_metrics = loop {
         if let Some(body) = http_get(&gateway_addr, "/metrics") {
