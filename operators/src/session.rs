@@ -11,7 +11,7 @@
 //! assert!(sessions.close_idle(i64::MAX).is_empty());
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use switchboard_schemas::{
     AnswerGenerated, CloseReason, DialogueClosed, Event, EventBody, HandoffReason, HandoffRequested,
     IntentRecognized, KnowledgeRetrieved, Locale,
@@ -97,6 +97,9 @@ pub struct DialogueState {
     pub last_seen: i64,
     /// The last turn's event, whose id the close event derives from.
     pub last_event: Option<switchboard_schemas::EventId>,
+    /// The source partition ("lane") its turns arrive on, when they came through
+    /// [`Sessions::on_turn_in_lane`].
+    pub lane: Option<i32>,
 }
 
 /// All open dialogues of one worker.
@@ -104,6 +107,8 @@ pub struct DialogueState {
 pub struct Sessions {
     config: SessionConfig,
     open: HashMap<String, DialogueState>,
+    /// Per lane, the idle deadlines of its open dialogues: (last_seen + timeout, dialogue id).
+    deadlines: HashMap<i32, BTreeSet<(i64, String)>>,
 }
 
 /// How the session decided to reply to a turn.
@@ -128,7 +133,7 @@ fn handoff_detail(reason: HandoffReason, locale: Locale) -> String {
 impl Sessions {
     /// No open dialogues.
     pub fn new(config: SessionConfig) -> Self {
-        Sessions { config, open: HashMap::new() }
+        Sessions { config, open: HashMap::new(), deadlines: HashMap::new() }
     }
 
     /// Open dialogues.
@@ -213,6 +218,51 @@ impl Sessions {
         out
     }
 
+    /// Processes one turn read from source partition `lane`, for runs on record time (tests,
+    /// replays, backfills), where the outcome must not depend on how records were batched.
+    ///
+    /// `lane_watermark_ms` is the highest record time read from `lane` up to and including this
+    /// turn. First every dialogue of the lane whose idle deadline it has reached closes (this
+    /// one included: a turn after the timeout starts a new dialogue). Whether a dialogue is
+    /// continued or closed then depends only on the records of its own partition in offset
+    /// order, never on other partitions or on poll boundaries. The turn is then processed as
+    /// in [`Sessions::on_turn`], seen and answered at its record time `record_time_ms`.
+    pub fn on_turn_in_lane(&mut self, turn: TurnAnalysis, lane: i32, lane_watermark_ms: i64, record_time_ms: i64) -> Vec<Event> {
+        let mut out = self.close_lane_idle(lane, lane_watermark_ms);
+        let dialogue_id = turn.said.dialogue_id.clone();
+        let timeout = self.config.idle_timeout_ms;
+        if let Some(state) = self.open.get(&dialogue_id) {
+            let old = (state.last_seen.saturating_add(timeout), dialogue_id.clone());
+            if let Some(pending) = state.lane.and_then(|l| self.deadlines.get_mut(&l)) {
+                pending.remove(&old);
+            }
+        }
+        out.extend(self.on_turn(turn, record_time_ms, record_time_ms));
+        if let Some(state) = self.open.get_mut(&dialogue_id) {
+            state.lane = Some(lane);
+            let deadline = state.last_seen.saturating_add(timeout);
+            self.deadlines.entry(lane).or_default().insert((deadline, dialogue_id));
+        }
+        out
+    }
+
+    /// Closes the dialogues of `lane` (see [`Sessions::on_turn_in_lane`]) whose idle deadline
+    /// is at or before `watermark_ms`, earliest deadline first.
+    pub fn close_lane_idle(&mut self, lane: i32, watermark_ms: i64) -> Vec<Event> {
+        let mut due = Vec::new();
+        if let Some(pending) = self.deadlines.get_mut(&lane) {
+            while let Some(first) = pending.first() {
+                if first.0 > watermark_ms {
+                    break;
+                }
+                if let Some((_, id)) = pending.pop_first() {
+                    due.push(id);
+                }
+            }
+        }
+        due.into_iter().filter_map(|id| self.close(&id, CloseReason::IdleTimeout)).collect()
+    }
+
     /// Closes every dialogue whose last turn is at least the idle timeout before
     /// `watermark_ms` (event time: no turn earlier than the watermark can still arrive), in a
     /// deterministic order, and forgets its state.
@@ -230,8 +280,13 @@ impl Sessions {
 
     fn close(&mut self, dialogue_id: &str, reason: CloseReason) -> Option<Event> {
         let state = self.open.remove(dialogue_id)?;
-        let last = state.last_event?;
         let at = state.last_seen.saturating_add(self.config.idle_timeout_ms);
+        if let Some(lane) = state.lane {
+            if let Some(pending) = self.deadlines.get_mut(&lane) {
+                pending.remove(&(at, dialogue_id.to_string()));
+            }
+        }
+        let last = state.last_event?;
         let mut event = Event::new(dialogue_id, at, EventBody::DialogueClosed(DialogueClosed { reason, turns: state.turns }));
         event.event_id = switchboard_schemas::EventId::derived(last, "closed");
         Some(event)
@@ -438,6 +493,31 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s.close_idle(i64::MAX).len(), 1);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn lane_idle_close_depends_only_on_the_lane_of_the_dialogue() {
+        let config = SessionConfig { idle_timeout_ms: 1000, ..SessionConfig::default() };
+        let mut s = Sessions::new(config);
+        s.on_turn_in_lane(turn("a", 1000, "你好", "greeting", 0.9, None), 0, 1000, 1000);
+        // Lane 1 is far ahead: lane 0's dialogue stays open.
+        let out = s.on_turn_in_lane(turn("b", 5000, "你好", "greeting", 0.9, None), 1, 5000, 5000);
+        assert!(!out.iter().any(|e| matches!(e.body, EventBody::DialogueClosed(_))), "{out:?}");
+        // The next turn on lane 0 inside the timeout continues the dialogue.
+        s.on_turn_in_lane(turn("a", 1900, "我要退货", "return_goods", 0.95, Some(return_entry())), 0, 1900, 1900);
+        assert_eq!(s.get("a").map(|d| d.turns), Some(2));
+        // A later record of lane 0 (another dialogue) past a's deadline closes it at the deadline.
+        let out = s.on_turn_in_lane(turn("c", 2900, "你好", "greeting", 0.9, None), 0, 2900, 2900);
+        let closed: Vec<_> = out.iter().filter(|e| matches!(e.body, EventBody::DialogueClosed(_))).collect();
+        assert_eq!(closed.len(), 1, "{out:?}");
+        assert_eq!((closed[0].dialogue_id.as_str(), closed[0].occurred_at), ("a", 2900));
+        // A turn after the timeout closes the old dialogue first and starts a new one.
+        let out = s.on_turn_in_lane(turn("b", 7000, "你好", "greeting", 0.9, None), 1, 7000, 7000);
+        assert!(matches!(out[0].body, EventBody::DialogueClosed(DialogueClosed { turns: 1, .. })), "{out:?}");
+        assert_eq!(s.get("b").map(|d| d.turns), Some(1));
+        // Closing through the global watermark keeps the lane index in step.
+        assert_eq!(s.close_idle(i64::MAX).len(), 2);
+        assert!(s.close_lane_idle(0, i64::MAX).is_empty() && s.close_lane_idle(1, i64::MAX).is_empty());
     }
 
     #[test]

@@ -101,6 +101,7 @@ fn understand_stage<'s>(
             let mut stash: BTreeMap<Time, (timely::dataflow::operators::Capability<Time>, Vec<SourceRecord>)> =
                 BTreeMap::new();
             let mut versions_as_of = crate::versions::VersionsAsOf::default();
+            let mut watermarks = PartitionWatermarks::default();
             move |(input, frontier), (versions_input, versions_frontier), output| {
                 input.for_each_stamp(|cap, data| {
                     let Some(cap) = cap.retain_least(0) else { return };
@@ -118,7 +119,8 @@ fn understand_stage<'s>(
                     let Some((cap, records)) = stash.remove(&time) else { continue };
                     let started = std::time::Instant::now();
                     let pinned = versions_as_of.at(time);
-                    let staged = understand_batch(&records, understand.as_ref(), &pinned, clock.now(time));
+                    let now = RecordClock { clock, epoch_now: clock.now(time) };
+                    let staged = understand_batch(&records, understand.as_ref(), &pinned, now, &mut watermarks);
                     if let Some(m) = &metrics {
                         m.record_stage("understand", started.elapsed());
                     }
@@ -129,29 +131,75 @@ fn understand_stage<'s>(
         .container::<Vec<Stage>>()
 }
 
+/// The highest record time read so far from each source partition, in read order (a
+/// partition's records reach one worker, in offset order).
+#[derive(Debug, Default)]
+pub struct PartitionWatermarks(std::collections::HashMap<i32, i64>);
+
+impl PartitionWatermarks {
+    /// Takes `record` into account and returns its partition's watermark.
+    pub fn observe(&mut self, record: &SourceRecord) -> i64 {
+        let mark = self.0.entry(record.partition).or_insert(i64::MIN);
+        *mark = (*mark).max(record.timestamp_ms);
+        *mark
+    }
+}
+
+/// The processing time of a record: its own timestamp on record time, or the epoch's wall
+/// clock (one reading per epoch) in a live run.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordClock {
+    /// Where time comes from.
+    pub clock: Clock,
+    /// The epoch's time on that clock.
+    pub epoch_now: i64,
+}
+
+impl RecordClock {
+    /// When `record` is processed.
+    pub fn at(self, record: &SourceRecord) -> i64 {
+        match self.clock {
+            Clock::Virtual => record.timestamp_ms,
+            Clock::Wall => self.epoch_now,
+        }
+    }
+}
+
+/// A decoded turn with its masked text, record time, processing time and partition watermark.
+struct Pending {
+    turn: Turn,
+    masked: String,
+    record_time: i64,
+    now_ms: i64,
+    watermark: i64,
+}
+
 /// Decodes and analyses one batch of records with the given model and knowledge-base versions.
 pub fn understand_batch(
     records: &[SourceRecord],
     understand: &dyn Understand,
     versions: &switchboard_operators::understand::Versions,
-    now_ms: i64,
+    clock: RecordClock,
+    watermarks: &mut PartitionWatermarks,
 ) -> Vec<Stage> {
     let mut out = Vec::with_capacity(records.len() * 2);
-    let mut turns: Vec<(Turn, String)> = Vec::new();
+    let mut turns: Vec<Pending> = Vec::new();
     for record in records {
+        let watermark = watermarks.observe(record);
+        let now_ms = clock.at(record);
         match decode_turn(record, now_ms) {
             Ok(turn) => {
                 let masked = pii::mask(&turn.said.text).into_owned();
-                turns.push((turn, masked));
+                turns.push(Pending { turn, masked, record_time: record.timestamp_ms, now_ms, watermark });
             }
             Err(events) => out.extend(events.into_iter().map(Stage::Emit)),
         }
     }
     let queries: Vec<(switchboard_schemas::Locale, &str)> =
-        turns.iter().map(|(t, masked)| (t.said.locale, masked.as_str())).collect();
+        turns.iter().map(|p| (p.turn.said.locale, p.masked.as_str())).collect();
     match understand.understand(&queries, versions) {
         Ok(understood) if understood.len() == turns.len() => {
-            for ((turn, masked), u) in turns.into_iter().zip(understood) {
+            for (Pending { turn, masked, record_time, watermark, .. }, u) in turns.into_iter().zip(understood) {
                 let mut said = turn.event.clone();
                 if let EventBody::UserSaid(body) = &mut said.body {
                     body.text = masked.clone();
@@ -171,7 +219,13 @@ pub fn understand_batch(
                     kb_version: u.kb_version,
                     said,
                 };
-                out.push(Stage::Turn { analysis: Box::new(analysis), partition: turn.partition, offset: turn.offset });
+                out.push(Stage::Turn {
+                    analysis: Box::new(analysis),
+                    partition: turn.partition,
+                    offset: turn.offset,
+                    record_time,
+                    partition_watermark: watermark,
+                });
             }
         }
         result => {
@@ -180,7 +234,7 @@ pub fn understand_batch(
                 Ok(v) => format!("understanding returned {} results for {} turns", v.len(), turns.len()),
             };
             tracing::error!(%reason, turns = turns.len(), "batch failed; turns go to the dead letter");
-            for (turn, _) in &turns {
+            for Pending { turn, now_ms, .. } in &turns {
                 let record = SourceRecord {
                     topic: switchboard_schemas::topics::USER_SAID.into(),
                     partition: turn.partition,
@@ -189,7 +243,7 @@ pub fn understand_batch(
                     key: Some(turn.event.dialogue_id.clone()),
                     value: switchboard_schemas::encode(&turn.event),
                 };
-                out.extend(crate::decode::dead_letter(&record, &reason, now_ms).into_iter().map(Stage::Emit));
+                out.extend(crate::decode::dead_letter(&record, &reason, *now_ms).into_iter().map(Stage::Emit));
             }
         }
     }
@@ -224,12 +278,21 @@ fn session_stage<'s>(
                     let now = clock.now(time);
                     let at = held.delayed(&time.max(*held.time()));
                     let mut session = output.session(&at);
-                    // Dialogues idle before this epoch close before its turns are seen.
-                    session.give_iterator(sessions.close_idle(i64::try_from(time).unwrap_or(i64::MAX)).into_iter());
+                    if clock == Clock::Wall {
+                        // Dialogues idle before this epoch close before its turns are seen.
+                        session.give_iterator(sessions.close_idle(i64::try_from(time).unwrap_or(i64::MAX)).into_iter());
+                    }
                     items.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
                     for item in items {
                         match item {
                             Stage::Emit(e) => session.give(e),
+                            // On record time, idle closes follow each partition's own
+                            // watermark, so poll boundaries never change what a replay writes.
+                            Stage::Turn { analysis, partition, record_time, partition_watermark, .. } if clock == Clock::Virtual => {
+                                session.give_iterator(
+                                    sessions.on_turn_in_lane(*analysis, partition, partition_watermark, record_time).into_iter(),
+                                )
+                            }
                             Stage::Turn { analysis, .. } => {
                                 let seen_at = i64::try_from(time).unwrap_or(i64::MAX);
                                 session.give_iterator(sessions.on_turn(*analysis, seen_at, now).into_iter())
@@ -242,9 +305,11 @@ fn session_stage<'s>(
                 }
                 match frontier.frontier().iter().min().copied() {
                     Some(low) => {
-                        let closes = sessions.close_idle(i64::try_from(low).unwrap_or(i64::MAX));
-                        if !closes.is_empty() {
-                            output.session(&*held).give_iterator(closes.into_iter());
+                        if clock == Clock::Wall {
+                            let closes = sessions.close_idle(i64::try_from(low).unwrap_or(i64::MAX));
+                            if !closes.is_empty() {
+                                output.session(&*held).give_iterator(closes.into_iter());
+                            }
                         }
                         if *held.time() < low {
                             held.downgrade(&low);
@@ -278,11 +343,12 @@ fn ready_times<V>(stash: &BTreeMap<Time, V>, frontier: &timely::progress::fronti
     stash.keys().copied().filter(|t| !frontier.less_equal(t)).collect()
 }
 
-/// Orders one epoch's items deterministically: by source position, emits before turns.
-fn order_key(stage: &Stage) -> (i64, i32, i64, u8, switchboard_schemas::EventId) {
+/// Orders one epoch's items deterministically: emits first, then turns by source position
+/// (a partition's turns in offset order, as each dialogue's user sent them).
+fn order_key(stage: &Stage) -> (i32, i64, u8, switchboard_schemas::EventId) {
     match stage {
-        Stage::Turn { analysis, partition, offset } => (analysis.said.occurred_at, *partition, *offset, 1, analysis.said.event_id),
-        Stage::Emit(e) => (e.occurred_at, -1, -1, 0, e.event_id),
+        Stage::Turn { analysis, partition, offset, .. } => (*partition, *offset, 1, analysis.said.event_id),
+        Stage::Emit(e) => (-1, -1, 0, e.event_id),
     }
 }
 

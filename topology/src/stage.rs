@@ -19,6 +19,11 @@ pub enum Stage {
         partition: i32,
         /// Source offset.
         offset: i64,
+        /// The record's timestamp (Kafka's, ms): the turn's time when running on record time.
+        record_time: i64,
+        /// The highest record time read from this partition up to and including this record:
+        /// the partition's event-time watermark for idle closes when running on record time.
+        partition_watermark: i64,
     },
     /// An event that goes straight to the sinks (masked UserSaid, dead letters, failure handoffs).
     Emit(Event),
@@ -27,7 +32,7 @@ pub enum Stage {
 /// The same shape as [`Stage`], with serde's derived (JSON-friendly) representation.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum StageJson {
-    Turn { analysis: Box<TurnAnalysis>, partition: i32, offset: i64 },
+    Turn { analysis: Box<TurnAnalysis>, partition: i32, offset: i64, record_time: i64, partition_watermark: i64 },
     Emit(Event),
 }
 
@@ -38,7 +43,9 @@ pub struct StageWire(String);
 impl From<Stage> for StageWire {
     fn from(stage: Stage) -> Self {
         let json = match stage {
-            Stage::Turn { analysis, partition, offset } => StageJson::Turn { analysis, partition, offset },
+            Stage::Turn { analysis, partition, offset, record_time, partition_watermark } => {
+                StageJson::Turn { analysis, partition, offset, record_time, partition_watermark }
+            }
             Stage::Emit(event) => StageJson::Emit(event),
         };
         // Serialising these plain data types to JSON cannot fail (string keys, finite data).
@@ -50,7 +57,9 @@ impl TryFrom<StageWire> for Stage {
     type Error = String;
     fn try_from(wire: StageWire) -> Result<Self, String> {
         match serde_json::from_str(&wire.0).map_err(|e| format!("bad stage from a peer: {e}"))? {
-            StageJson::Turn { analysis, partition, offset } => Ok(Stage::Turn { analysis, partition, offset }),
+            StageJson::Turn { analysis, partition, offset, record_time, partition_watermark } => {
+                Ok(Stage::Turn { analysis, partition, offset, record_time, partition_watermark })
+            }
             StageJson::Emit(event) => Ok(Stage::Emit(event)),
         }
     }

@@ -29,6 +29,8 @@ const TURNS: usize = 5;
 const PARTITIONS: i32 = 8;
 const BASE_MS: i64 = 1_764_000_000_000;
 const STEP_MS: i64 = 10;
+/// The session idle timeout of the replays.
+const IDLE_TIMEOUT_MS: i64 = 3_000;
 
 struct Replay {
     records: u64,
@@ -80,6 +82,12 @@ async fn replay_is_idempotent_over_offset_and_time_ranges() {
     std::fs::create_dir_all(&work).expect("work dir");
     let config = work.join("config.yaml");
     write_config(&config, &input, &live_replies, &dead, &group);
+    // A dialogue's turns come 2.4 s of record time apart (240 dialogues, 10 ms apart); with a 3 s
+    // idle timeout each dialogue stays open over its 5 turns only if idle closes follow its own
+    // partition, not whichever partition a poll happened to read furthest.
+    let mut text = std::fs::read_to_string(&config).expect("read config");
+    text.push_str(&format!("idle_timeout_secs: {}\n", IDLE_TIMEOUT_MS / 1000));
+    std::fs::write(&config, text).expect("write config");
 
     let prefix = format!("rp-{}-", &run[..12]);
     let turns = produce_turns(&kafka, &input, &prefix, DIALOGUES, TURNS, BASE_MS, STEP_MS).await;
@@ -98,12 +106,10 @@ async fn replay_is_idempotent_over_offset_and_time_ranges() {
         &work.join("replay-1.log"),
     );
     assert_eq!(first.records as usize, turns.len(), "the first replay read every record of the range");
-    // Compared on every column but the times: a replay's epochs are its polls, stamped with the
-    // newest record time of the poll, and the output events' `occurred_at` and `latency_ms` come
-    // from that stamp, so they move by a few milliseconds when polls are cut differently (the
-    // README says so). Ids, kinds, intents, confidences (to 2e-4), texts, versions and reasons
-    // must not change.
-    let after_first = comparable_rows(&clickhouse, &by_offset, false).await;
+    // Compared on every column, times and payloads included: on record time every output is
+    // stamped with its turn's record time (or its idle deadline), whatever the polls were.
+    // Confidences agree to 2e-4 (batched float inference).
+    let after_first = comparable_rows(&clickhouse, &by_offset, true).await;
     let (rows, distinct) = reply_counts(&clickhouse, &by_offset).await;
     assert_eq!(distinct as usize, turns.len(), "every turn has a reply");
     assert_eq!(rows as usize, turns.len(), "no turn has two replies");
@@ -112,10 +118,39 @@ async fn replay_is_idempotent_over_offset_and_time_ranges() {
     let second =
         replay(&["--from-offset", &from, "--to-offset", &to, "--workers", "2"], &config, &by_offset, &work.join("replay-2.log"));
     assert_eq!(second.records, first.records);
-    let after_second = comparable_rows(&clickhouse, &by_offset, false).await;
+    let after_second = comparable_rows(&clickhouse, &by_offset, true).await;
     let differences = row_differences(&after_first, &after_second);
     assert!(differences.is_empty(), "a second replay changed the rows under FINAL: {differences:#?}");
     assert_eq!(reply_counts(&clickhouse, &by_offset).await, (rows, distinct), "still exactly one reply per turn");
+
+    // Each reply is stamped with its turn's record time; each dialogue closed once, after all
+    // of its turns, at its last turn's record time plus the idle timeout.
+    let stamped: Vec<(String, u64)> = clickhouse_on(&clickhouse, &by_offset)
+        .client()
+        .query("SELECT toString(in_reply_to), occurred_at_ms FROM events FINAL WHERE kind IN ('answer_generated', 'handoff_requested')")
+        .fetch_all::<(String, u64)>()
+        .await
+        .expect("reply times");
+    let said_at: std::collections::HashMap<String, i64> = turns.iter().map(|(ts, e)| (e.event_id.to_string(), *ts)).collect();
+    for (turn, at) in &stamped {
+        assert_eq!(said_at.get(turn).map(|t| *t as u64), Some(*at), "the reply to {turn} is not stamped with the turn's record time");
+    }
+    let closes: Vec<(String, u64, String)> = clickhouse_on(&clickhouse, &by_offset)
+        .client()
+        .query("SELECT dialogue_id, occurred_at_ms, payload FROM events FINAL WHERE kind = 'dialogue_closed' ORDER BY dialogue_id")
+        .fetch_all::<(String, u64, String)>()
+        .await
+        .expect("closes");
+    let mut last_turn: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (ts, e) in &turns {
+        let last = last_turn.entry(e.dialogue_id.as_str()).or_insert(*ts);
+        *last = (*last).max(*ts);
+    }
+    assert_eq!(closes.len(), DIALOGUES, "each dialogue closes exactly once: {:?}", closes.iter().take(5).collect::<Vec<_>>());
+    for (dialogue, at, payload) in &closes {
+        assert_eq!(last_turn.get(dialogue.as_str()).map(|t| (t + IDLE_TIMEOUT_MS) as u64), Some(*at), "close time of {dialogue}");
+        assert!(payload.contains(&format!("\"turns\":{TURNS}")), "{dialogue} closed before its last turn: {payload}");
+    }
 
     // The output topic has one reply for every turn (the second run did not write to it).
     let on_topic = replies_on_topic(&kafka, &output_topic, &format!("replay-check-{run}"));
