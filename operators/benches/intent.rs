@@ -1,7 +1,8 @@
 //! Intent classification throughput on the demo Chinese model (m3e-small + logistic head):
 //! one unique utterance, a batch of 32 unique utterances (one encoder pass), and a batch of 32
 //! answered from the LRU cache keyed by normalised text. Throughput is reported in
-//! classifications per second.
+//! classifications per second. The encoder alone is measured with both forward passes: packed
+//! (the CPU default) and candle's padded `BertModel`, for the ratio between them.
 //!
 //! Needs the trained demo model (`deploy/dev/prepare.sh`): `$SWITCHBOARD_STATE/intent/zh`
 //! (default `.switchboard/intent/zh` at the workspace root) and the encoders under
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use switchboard_operators::intent::{load_examples, IntentModel};
+use switchboard_operators::intent::{load_examples, resolve_model_dir, Encoder, ForwardPass, IntentModel};
 
 const BATCH: usize = 32;
 
@@ -107,6 +108,15 @@ fn classify(c: &mut Criterion) {
         b.iter(|| {
             next = (next + 1) % batches.len();
             black_box(encoder.embed(batches[next]).expect("embed"))
+        })
+    });
+    let padded = Encoder::load_with(&resolve_model_dir(encoder.name()), candle_core::Device::Cpu, ForwardPass::Padded)
+        .expect("the padded pass loads the same encoder");
+    let mut next = 0usize;
+    group.bench_function("encoder_batch32_padded", |b| {
+        b.iter(|| {
+            next = (next + 1) % batches.len();
+            black_box(padded.embed(batches[next]).expect("embed"))
         })
     });
     group.finish();

@@ -3,6 +3,10 @@
 //!
 //! A folder holds `config.json`, `tokenizer.json` and either `model.safetensors` or
 //! `pytorch_model.bin`. Nothing is ever downloaded.
+//!
+//! On the CPU the forward pass runs over packed batches ([`super::packed`]: no padding in the
+//! dense layers); on a GPU, or when asked ([`ForwardPass::Padded`]), candle's `BertModel` runs
+//! over a padded batch with an attention mask. Both give the same embeddings to float rounding.
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -14,9 +18,23 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 /// Longest input, in tokens; longer texts are truncated.
 pub const MAX_TOKENS: usize = 128;
 
+/// How a batch goes through the transformer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardPass {
+    /// The texts' tokens stacked without padding; attention per text (CPU only).
+    Packed,
+    /// candle's `BertModel` over a padded batch with an attention mask.
+    Padded,
+}
+
+enum Model {
+    Packed(super::packed::PackedBert),
+    Padded(BertModel),
+}
+
 /// A loaded sentence encoder.
 pub struct Encoder {
-    model: BertModel,
+    model: Model,
     tokenizer: Tokenizer,
     device: Device,
     dim: usize,
@@ -59,8 +77,17 @@ impl Encoder {
         Self::load_on(dir, default_device())
     }
 
-    /// Loads the encoder in `dir` on `device`.
+    /// Loads the encoder in `dir` on `device`: packed batches on the CPU, padded on a GPU.
     pub fn load_on(dir: &Path, device: Device) -> Result<Self> {
+        let pass = if device.is_cpu() { ForwardPass::Packed } else { ForwardPass::Padded };
+        Self::load_with(dir, device, pass)
+    }
+
+    /// Loads the encoder in `dir` on `device` with the given forward pass (`Packed` needs the CPU).
+    pub fn load_with(dir: &Path, device: Device, pass: ForwardPass) -> Result<Self> {
+        if pass == ForwardPass::Packed && !device.is_cpu() {
+            return Err(model_error(dir, "the packed forward pass runs on the CPU only"));
+        }
         let config_text = std::fs::read_to_string(dir.join("config.json"))
             .map_err(|e| model_error(dir, format!("cannot read config.json: {e}")))?;
         let config: Config = serde_json::from_str(&config_text)
@@ -94,7 +121,10 @@ impl Encoder {
         } else {
             return Err(model_error(dir, "neither model.safetensors nor pytorch_model.bin found"));
         };
-        let model = BertModel::load(vb, &config)?;
+        let model = match pass {
+            ForwardPass::Packed => Model::Packed(super::packed::PackedBert::load(vb, &config)?),
+            ForwardPass::Padded => Model::Padded(BertModel::load(vb, &config)?),
+        };
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Encoder { model, tokenizer, device, dim, name })
     }
@@ -118,6 +148,19 @@ impl Encoder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let model = match &self.model {
+            Model::Padded(model) => model,
+            Model::Packed(model) => {
+                let texts: Vec<super::packed::PackedText<'_>> = encodings
+                    .iter()
+                    .map(|e| {
+                        let real = e.get_attention_mask().iter().filter(|m| **m != 0).count();
+                        super::packed::PackedText { ids: &e.get_ids()[..real], type_ids: &e.get_type_ids()[..real] }
+                    })
+                    .collect();
+                return Ok(model.embed(&texts)?);
+            }
+        };
         let rows = encodings.len();
         let width = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(rows * width);
@@ -132,7 +175,7 @@ impl Encoder {
         let types = Tensor::from_vec(types, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
 
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (rows, width, dim)
+        let hidden = model.forward(&ids, &types, Some(&mask))?; // (rows, width, dim)
         let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
         let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // (rows, dim)
         let counts = mask_f.sum(1)?.clamp(1e-9, f64::MAX)?; // (rows, 1)
