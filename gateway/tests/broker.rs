@@ -3,31 +3,29 @@
 //! test playing the topology — it reads `UserSaid` from the user topic and produces answers to
 //! the bot topic. Each test uses its own pair of fresh topics (8 partitions).
 
+mod common;
+
+use common::{consume_from_beginning, create_topics, start_gateway, test_producer, RunningGateway, WAIT};
 use futures::{SinkExt, StreamExt};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rdkafka::Message as _;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard_gateway::{Gateway, GatewayConfig};
+use switchboard_gateway::GatewayConfig;
 use switchboard_schemas::settings::KafkaSettings;
 use switchboard_schemas::*;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-const WAIT: Duration = Duration::from_secs(20);
 const PARTITIONS: i32 = 8;
 
 /// A gateway on fresh topics, plus the test's own Kafka clients.
 struct Rig {
     addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<switchboard_gateway::Result<()>>>,
+    gateway: RunningGateway,
     said: StreamConsumer,
     producer: FutureProducer,
     bot_topic: String,
@@ -43,53 +41,11 @@ async fn rig(tune: impl FnOnce(&mut GatewayConfig)) -> Rig {
     let id = EventId::new_v7();
     let user_topic = format!("test.gw.user.{id}");
     let bot_topic = format!("test.gw.bot.{id}");
-    let admin: AdminClient<DefaultClientContext> = settings.client_config().create().expect("admin client");
-    let topics = [
-        NewTopic::new(&user_topic, PARTITIONS, TopicReplication::Fixed(1)),
-        NewTopic::new(&bot_topic, PARTITIONS, TopicReplication::Fixed(1)),
-    ];
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for outcome in admin
-        .create_topics(&topics, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{e} (is the broker up? deploy/dev/up.sh)"))
-    {
-        outcome.unwrap_or_else(|(t, e)| panic!("creating {t}: {e} (is the broker up? deploy/dev/up.sh)"));
-    }
-
-    let mut config = GatewayConfig::new(settings.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.user_said_topic = user_topic.clone();
-    config.bot_said_topic = bot_topic.clone();
-    tune(&mut config);
-    let gateway = Gateway::bind(config).await.expect("gateway binds and reads bot.said");
-    let addr = gateway.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(gateway.run(async move {
-        let _ = stopped.await;
-    }));
-
-    let said: StreamConsumer = settings
-        .client_config()
-        .set("group.id", format!("test-gw-{id}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(&user_topic, p, Offset::Beginning).unwrap();
-    }
-    said.assign(&tpl).expect("assign");
-    let producer: FutureProducer = settings
-        .client_config()
-        // Not idempotent: tansu 0.6.0 crashes when an idempotent producer outlives a broker
-        // restart (see sinks/src/kafka.rs), and other suites restart the shared dev broker.
-        .set("enable.idempotence", "false")
-        .set("acks", "all")
-        .set("message.timeout.ms", "20000")
-        .create()
-        .expect("producer");
-    Rig { _serial: serial, addr, shutdown: Some(stop), task: Some(task), said, producer, bot_topic }
+    create_topics(&settings, &[&user_topic, &bot_topic], PARTITIONS).await;
+    let gateway = start_gateway(&settings, &user_topic, &bot_topic, tune).await;
+    let said = consume_from_beginning(&settings, &format!("test-gw-{id}"), &user_topic, PARTITIONS, &[]);
+    let producer = test_producer(&settings, &[]);
+    Rig { _serial: serial, addr: gateway.addr, gateway, said, producer, bot_topic }
 }
 
 impl Rig {
@@ -141,18 +97,8 @@ impl Rig {
         assert!(found.is_ok(), "metric {needle:?} not reached:\n{}", self.metrics().await);
     }
 
-    /// Waits for the gateway's `run` to return (after a shutdown).
-    async fn stopped(&mut self) {
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task).await.expect("gateway stops").expect("no panic").expect("clean stop");
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        self.stopped().await;
+    async fn stop(self) {
+        self.gateway.stop().await;
         // The topics are left in place: deleting a topic while clients still fetch from it has
         // crashed the dev broker's storage (tansu 0.6 with sqlite).
     }
@@ -444,7 +390,7 @@ async fn shutdown_drains_reconnect_then_in_flight_answer_then_close() {
     c.say("m-1", "最后一个问题").await;
     let (_, said) = rig.next_said().await;
     rig.wait_metric("switchboard_gateway_says_accepted_total 1").await;
-    let _ = rig.shutdown.take().expect("running").send(());
+    rig.gateway.shut_down();
     assert_eq!(c.recv().await, json!({"type":"reconnect","after_ms":1000}));
     c.say("m-2", "too late").await;
     c.expect_error("unavailable").await;
@@ -452,7 +398,7 @@ async fn shutdown_drains_reconnect_then_in_flight_answer_then_close() {
     let f = c.recv().await;
     assert_eq!((f["type"].as_str(), f["in_reply_to"].as_str()), (Some("answer"), Some("m-1")), "{f}");
     c.expect_close().await;
-    rig.stopped().await;
+    rig.gateway.stopped().await;
     assert!(TcpStream::connect(rig.addr).await.is_err(), "no new connections after the drain");
     rig.stop().await;
 }

@@ -4,20 +4,18 @@
 //! gateway serves `/console`, and the test reads the JSON endpoints over HTTP. Every test uses
 //! its own dialogue-id prefix, so other traffic in the table does not disturb the numbers.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+mod common;
+
+use common::{create_topics, start_gateway, RunningGateway, WAIT};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use switchboard_gateway::{Gateway, GatewayConfig};
+use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_schemas::*;
 use switchboard_sinks::clickhouse::ClickHouseSink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
-const WAIT: Duration = Duration::from_secs(20);
 const SCRIPT: &str = "<script>alert(1)</script>";
 
 /// A plain HTTP/1.1 GET: (status, headers, body).
@@ -41,51 +39,13 @@ async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value, String) {
 }
 
 /// A gateway on fresh topics with the console reading the dev ClickHouse.
-struct Rig {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<switchboard_gateway::Result<()>>,
-}
-
-async fn gateway(clickhouse: ClickHouseSettings) -> Rig {
+async fn gateway(clickhouse: ClickHouseSettings) -> RunningGateway {
     let settings = KafkaSettings::from_env().expect("kafka settings");
     let id = EventId::new_v7();
     let user_topic = format!("test.gw.user.{id}");
     let bot_topic = format!("test.gw.bot.{id}");
-    let admin: AdminClient<DefaultClientContext> = settings.client_config().create().expect("admin client");
-    let topics = [
-        NewTopic::new(&user_topic, 1, TopicReplication::Fixed(1)),
-        NewTopic::new(&bot_topic, 1, TopicReplication::Fixed(1)),
-    ];
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for outcome in admin
-        .create_topics(&topics, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{e} (is the broker up? deploy/dev/up.sh)"))
-    {
-        outcome.unwrap_or_else(|(t, e)| panic!("creating {t}: {e} (is the broker up? deploy/dev/up.sh)"));
-    }
-    let mut config = GatewayConfig::new(settings);
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.user_said_topic = user_topic;
-    config.bot_said_topic = bot_topic;
-    config.clickhouse = Some(clickhouse);
-    let gateway = Gateway::bind(config).await.expect("gateway binds");
-    let addr = gateway.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(gateway.run(async move {
-        let _ = stopped.await;
-    }));
-    Rig { addr, stop: Some(stop), task }
-}
-
-impl Rig {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(WAIT, self.task).await.expect("gateway stops").expect("no panic").expect("clean stop");
-    }
+    create_topics(&settings, &[&user_topic, &bot_topic], 1).await;
+    start_gateway(&settings, &user_topic, &bot_topic, |config| config.clickhouse = Some(clickhouse)).await
 }
 
 /// Test logs (`RUST_LOG=switchboard_gateway=debug`).

@@ -13,15 +13,13 @@
 //!
 //! Needs the dev broker and ClickHouse (`deploy/dev/up.sh`).
 
+mod common;
+
+use common::{consume_from_beginning, create_topics, start_gateway, WAIT};
 use futures::{SinkExt, StreamExt};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rdkafka::Message as _;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::time::Duration;
-use switchboard_gateway::{Gateway, GatewayConfig};
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_schemas::*;
 use switchboard_sinks::clickhouse::ClickHouseSink;
@@ -29,8 +27,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-const WAIT: Duration = Duration::from_secs(20);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -84,22 +80,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     let simple = id.to_string().replace('-', "");
     let user_topic = format!("test.edge.user.{id}");
     let bot_topic = format!("test.edge.bot.{id}");
-    let admin: AdminClient<DefaultClientContext> =
-        kafka.client_config().create().expect("admin client");
-    let topics = [
-        NewTopic::new(&user_topic, 1, TopicReplication::Fixed(1)),
-        NewTopic::new(&bot_topic, 1, TopicReplication::Fixed(1)),
-    ];
-    for outcome in admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .expect("create topics (is the broker up?)")
-    {
-        outcome.expect("topic created");
-    }
+    create_topics(&kafka, &[&user_topic, &bot_topic], 1).await;
     let database = format!("sbtest_edge_{}", &simple[..16]);
     let clickhouse = ClickHouseSettings {
         database: database.clone(),
@@ -110,19 +91,14 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     admin.create_database(&database).await.expect("create database");
     let sink = ClickHouseSink::new(&clickhouse);
 
-    let mut config = GatewayConfig::new(kafka.clone());
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.user_said_topic = user_topic.clone();
-    config.bot_said_topic = bot_topic.clone();
-    config.clickhouse = Some(clickhouse.clone());
-    let max_frame = config.limits.max_frame_bytes;
-    let max_text = config.limits.max_text_chars;
-    let gateway = Gateway::bind(config).await.expect("gateway binds");
-    let addr = gateway.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(gateway.run(async move {
-        let _ = stopped.await;
-    }));
+    let (mut max_frame, mut max_text) = (0, 0);
+    let gateway = start_gateway(&kafka, &user_topic, &bot_topic, |config| {
+        config.clickhouse = Some(clickhouse.clone());
+        max_frame = config.limits.max_frame_bytes;
+        max_text = config.limits.max_text_chars;
+    })
+    .await;
+    let addr = gateway.addr;
 
     let (mut ws, _) = connect_async(format!("ws://{addr}/ws"))
         .await
@@ -213,16 +189,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
             "\" OR 1=1; -- \\' UNION SELECT * FROM system.users".to_string(),
         ),
     ];
-    let said: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", format!("test-edge-{id}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&user_topic, 0, Offset::Beginning)
-        .expect("tpl");
-    said.assign(&tpl).expect("assign");
+    let said = consume_from_beginning(&kafka, &format!("test-edge-{id}"), &user_topic, 1, &[]);
     let mut accepted = Vec::new();
     for (msg, text) in &hostile {
         ws.send(Message::Text(
@@ -345,12 +312,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     }
     assert!(page.contains("textContent"));
 
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("gateway stops")
-        .expect("no panic")
-        .expect("clean stop");
+    gateway.stop().await;
     let _ = admin
         .client()
         .query(&format!("DROP DATABASE IF EXISTS {database}"))

@@ -3,19 +3,16 @@
 //! the topology: it reads every `UserSaid` from the user topic and produces an
 //! `AnswerGenerated` for it to the bot topic.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+mod common;
+
+use common::{consume_from_beginning, create_topics, start_gateway, test_producer, WAIT};
+use rdkafka::producer::FutureRecord;
+use rdkafka::Message as _;
 use std::time::Duration;
 use switchboard_gateway::loadgen::{self, LoadError, LoadOptions, Mix};
-use switchboard_gateway::{Gateway, GatewayConfig};
 use switchboard_schemas::settings::KafkaSettings;
 use switchboard_schemas::*;
-use tokio::sync::oneshot;
 
-const WAIT: Duration = Duration::from_secs(20);
 const PARTITIONS: i32 = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -24,52 +21,19 @@ async fn open_loop_load_is_sent_answered_and_measured() {
     let id = EventId::new_v7();
     let user_topic = format!("test.gw.user.{id}");
     let bot_topic = format!("test.gw.bot.{id}");
-    let admin: AdminClient<DefaultClientContext> = settings.client_config().create().expect("admin client");
-    let topics = [
-        NewTopic::new(&user_topic, PARTITIONS, TopicReplication::Fixed(1)),
-        NewTopic::new(&bot_topic, PARTITIONS, TopicReplication::Fixed(1)),
-    ];
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for outcome in admin
-        .create_topics(&topics, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{e} (is the broker up? deploy/dev/up.sh)"))
-    {
-        outcome.unwrap_or_else(|(t, e)| panic!("creating {t}: {e} (is the broker up? deploy/dev/up.sh)"));
-    }
-
-    let mut config = GatewayConfig::new(settings.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.user_said_topic = user_topic.clone();
-    config.bot_said_topic = bot_topic.clone();
-    let gateway = Gateway::bind(config).await.expect("gateway binds and reads bot.said");
-    let addr = gateway.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(gateway.run(async move {
-        let _ = stopped.await;
-    }));
+    create_topics(&settings, &[&user_topic, &bot_topic], PARTITIONS).await;
+    let gateway = start_gateway(&settings, &user_topic, &bot_topic, |_| {}).await;
+    let addr = gateway.addr;
 
     // The responder: one AnswerGenerated per UserSaid, produced without waiting for the previous.
-    let said: StreamConsumer = settings
-        .client_config()
-        .set("group.id", format!("test-loadgen-{id}"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "20")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(&user_topic, p, Offset::Beginning).unwrap();
-    }
-    said.assign(&tpl).expect("assign");
-    let producer: FutureProducer = settings
-        .client_config()
-        .set("enable.idempotence", "false")
-        .set("acks", "all")
-        .set("linger.ms", "1")
-        .set("message.timeout.ms", "20000")
-        .create()
-        .expect("producer");
+    let said = consume_from_beginning(
+        &settings,
+        &format!("test-loadgen-{id}"),
+        &user_topic,
+        PARTITIONS,
+        &[("fetch.wait.max.ms", "20")],
+    );
+    let producer = test_producer(&settings, &[("linger.ms", "1")]);
     let responder = tokio::spawn(async move {
         loop {
             let Ok(m) = said.recv().await else { continue };
@@ -142,8 +106,7 @@ async fn open_loop_load_is_sent_answered_and_measured() {
     assert_eq!(json["duration_s"], 3.0);
 
     responder.abort();
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, server).await.expect("gateway stops").expect("no panic").expect("clean stop");
+    gateway.stop().await;
 }
 
 #[tokio::test]
