@@ -1,6 +1,7 @@
 //! Turns per second through the whole graph in one process, with the real models and knowledge
 //! base: decode → PII masking → intent + retrieval (batched per epoch) → session → render, on
-//! batches of 256 turns of 64 dialogues, for a Zipf mix of utterances (mostly cache hits after
+//! runs of 256 turns of 64 dialogues in epochs of 32 turns (what one poll of a live run hands
+//! the graph; each epoch is understood in one batch), for a Zipf mix of utterances (mostly cache hits after
 //! the first batch, as in real traffic) and for all-unique utterances (every turn embedded).
 //!
 //! Needs the demo models (`deploy/dev/prepare.sh`; `SWITCHBOARD_STATE` and `SWITCHBOARD_MODELS`
@@ -19,6 +20,8 @@ use switchboard_topology::graph::{Clock, GraphConfig};
 
 const TURNS: usize = 256;
 const DIALOGUES: usize = 64;
+/// Turns per epoch: they share a record timestamp, as the records of one poll share an epoch.
+const EPOCH_TURNS: usize = 32;
 
 /// Says in separate runs never repeat a unique text.
 static RUN: AtomicU64 = AtomicU64::new(0);
@@ -28,7 +31,7 @@ fn recording(mix: Mix) -> Vec<SourceRecord> {
     let mut texts = Texts::new(mix, Locale::ZhCn, &format!("bench{run}"));
     (0..TURNS)
         .map(|i| {
-            let at = 1_764_000_000_000 + i as i64 * 10;
+            let at = 1_764_000_000_000 + (i / EPOCH_TURNS) as i64 * 10;
             let event = Event::new(
                 format!("bench-{:03}", i % DIALOGUES),
                 at,

@@ -42,7 +42,7 @@ pub fn run_recording(records: Vec<SourceRecord>, workers: usize, mut config: Gra
         }
         drop(input);
         while !probe.done() {
-            worker.step();
+            worker.step_or_park(Some(std::time::Duration::from_millis(20)));
         }
     })
     .map_err(|e| anyhow!("cannot start workers: {e}"))?;

@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
+/// Longest a worker parks while it waits for its peers before it looks again.
+const PARK: Duration = Duration::from_millis(20);
+
 /// Set by SIGTERM/SIGINT: workers finish their epoch, commit, and stop.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -167,9 +170,11 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
                 input.send(record);
             }
             input.advance_to(epoch + 1);
-            // Every output of this epoch is durable once the probe passes it.
+            // Every output of this epoch is durable once the probe passes it. Park while waiting
+            // (a peer's message wakes the worker): spinning here took a core from the encoder
+            // while another worker understood its batch.
             while probe.less_than(&(epoch + 1)) {
-                worker.step();
+                worker.step_or_park(Some(PARK));
             }
             let position = source.position().clone();
             if options.commit && position != committed && (last_commit.elapsed() >= Duration::from_millis(200)) {
@@ -193,7 +198,7 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
         }
         drop(input);
         while !probe.done() {
-            worker.step();
+            worker.step_or_park(Some(PARK));
         }
         let position = source.position().clone();
         if options.commit && position != committed {

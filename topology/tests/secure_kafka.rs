@@ -193,6 +193,18 @@ fn record_works_with_the_right_credentials_over_sasl_and_tls() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// `/metrics` from `addr` once it answers 200 (at most 60 s).
+async fn wait_for_metrics(addr: &str, who: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(body) = http_get(addr, "/metrics") {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{who} did not serve /metrics at {addr}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A child whose stdout and stderr are read as they come (a debug-level process fills a 64 KiB
 /// pipe in moments and would block on its next log line if nobody read it).
 struct Drained {
@@ -491,28 +503,8 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let topology_metrics = loop {
-        if let Some(body) = http_get(&metrics_addr, "/metrics") {
-            break body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the topology did not serve /metrics"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let gateway_metrics = loop {
-        if let Some(body) = http_get(&gateway_addr, "/metrics") {
-            break body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not serve /metrics with the right credentials"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let topology_metrics = wait_for_metrics(&metrics_addr, "the topology").await;
+    let gateway_metrics = wait_for_metrics(&gateway_addr, "the gateway (with the right credentials)").await;
     // The console (page and API) and the chat page, whatever they answer.
     let mut console = String::new();
     for path in [
