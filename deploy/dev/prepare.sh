@@ -11,7 +11,9 @@ data="$ROOT/operators/data"
 
 train() { # locale-dir data-file encoder
   local out="$STATE/intent/$1" file=$2 encoder=$3
-  local hash; hash=$(cat "$file" | sha256sum | cut -c1-16)-$encoder
+  # The stamp covers the data and the encoder's code: a changed forward pass retrains.
+  local hash; hash=$(cat "$file" "$ROOT"/operators/src/intent/encoder.rs "$ROOT"/operators/src/intent/packed.rs \
+    | sha256sum | cut -c1-16)-$encoder
   if [ -f "$out/model.json" ] && [ "$(cat "$out/.data-hash" 2>/dev/null)" = "$hash" ]; then return 0; fi
   say "training the $1 intent model on $(basename "$file") with $encoder"
   mkdir -p "$out"
