@@ -81,7 +81,7 @@ impl Default for SessionConfig {
 }
 
 /// The state of one open dialogue.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DialogueState {
     /// User turns so far.
     pub turns: u32,
@@ -100,6 +100,19 @@ pub struct DialogueState {
     /// The source partition ("lane") its turns arrive on, when they came through
     /// [`Sessions::on_turn_in_lane`].
     pub lane: Option<i32>,
+    /// The source position (partition, offset) of the last turn applied, when known: a turn at
+    /// or before it on that partition has already been applied (see [`Sessions::applied`]).
+    #[serde(default)]
+    pub source_position: Option<(i32, i64)>,
+}
+
+/// One dialogue's state as saved for a restart: the state, or `None` once it closed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionSnapshot {
+    /// The dialogue.
+    pub dialogue_id: String,
+    /// Its state, or `None` when it has closed.
+    pub state: Option<DialogueState>,
 }
 
 /// All open dialogues of one worker.
@@ -109,6 +122,8 @@ pub struct Sessions {
     open: HashMap<String, DialogueState>,
     /// Per lane, the idle deadlines of its open dialogues: (last_seen + timeout, dialogue id).
     deadlines: HashMap<i32, BTreeSet<(i64, String)>>,
+    /// Dialogues opened, changed or closed since [`Sessions::take_changes`] last ran.
+    changed: BTreeSet<String>,
 }
 
 /// How the session decided to reply to a turn.
@@ -133,7 +148,7 @@ fn handoff_detail(reason: HandoffReason, locale: Locale) -> String {
 impl Sessions {
     /// No open dialogues.
     pub fn new(config: SessionConfig) -> Self {
-        Sessions { config, open: HashMap::new(), deadlines: HashMap::new() }
+        Sessions { config, open: HashMap::new(), deadlines: HashMap::new(), changed: BTreeSet::new() }
     }
 
     /// Open dialogues.
@@ -157,6 +172,7 @@ impl Sessions {
     /// IntentRecognized, KnowledgeRetrieved, then exactly one AnswerGenerated or HandoffRequested.
     pub fn on_turn(&mut self, turn: TurnAnalysis, seen_at_ms: i64, now_ms: i64) -> Vec<Event> {
         let said = &turn.said;
+        self.changed.insert(said.dialogue_id.clone());
         let state = self.open.entry(said.dialogue_id.clone()).or_default();
         state.turns += 1;
         state.last_seen = state.last_seen.max(seen_at_ms);
@@ -263,6 +279,43 @@ impl Sessions {
         due.into_iter().filter_map(|id| self.close(&id, CloseReason::IdleTimeout)).collect()
     }
 
+    /// Whether the turn at (`partition`, `offset`) of `dialogue_id` was already applied to the
+    /// state (restored after a restart that redoes epochs whose outputs were already durable).
+    pub fn applied(&self, dialogue_id: &str, partition: i32, offset: i64) -> bool {
+        self.open
+            .get(dialogue_id)
+            .and_then(|s| s.source_position)
+            .is_some_and(|(p, o)| p == partition && offset <= o)
+    }
+
+    /// Records that the turn at (`partition`, `offset`) was applied to `dialogue_id`.
+    pub fn mark_applied(&mut self, dialogue_id: &str, partition: i32, offset: i64) {
+        if let Some(state) = self.open.get_mut(dialogue_id) {
+            state.source_position = Some((partition, offset));
+        }
+    }
+
+    /// The dialogues opened, changed or closed since the last call, in id order.
+    pub fn take_changes(&mut self) -> Vec<SessionSnapshot> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|dialogue_id| {
+                let state = self.open.get(&dialogue_id).cloned();
+                SessionSnapshot { dialogue_id, state }
+            })
+            .collect()
+    }
+
+    /// Puts back a saved dialogue (a closed one is ignored). Not reported as a change.
+    pub fn restore(&mut self, snapshot: SessionSnapshot) {
+        let Some(state) = snapshot.state else { return };
+        if let Some(lane) = state.lane {
+            let deadline = state.last_seen.saturating_add(self.config.idle_timeout_ms);
+            self.deadlines.entry(lane).or_default().insert((deadline, snapshot.dialogue_id.clone()));
+        }
+        self.open.insert(snapshot.dialogue_id, state);
+    }
+
     /// Closes every dialogue whose last turn is at least the idle timeout before
     /// `watermark_ms` (event time: no turn earlier than the watermark can still arrive), in a
     /// deterministic order, and forgets its state.
@@ -280,6 +333,7 @@ impl Sessions {
 
     fn close(&mut self, dialogue_id: &str, reason: CloseReason) -> Option<Event> {
         let state = self.open.remove(dialogue_id)?;
+        self.changed.insert(dialogue_id.to_string());
         let at = state.last_seen.saturating_add(self.config.idle_timeout_ms);
         if let Some(lane) = state.lane {
             if let Some(pending) = self.deadlines.get_mut(&lane) {
@@ -518,6 +572,29 @@ mod tests {
         // Closing through the global watermark keeps the lane index in step.
         assert_eq!(s.close_idle(i64::MAX).len(), 2);
         assert!(s.close_lane_idle(0, i64::MAX).is_empty() && s.close_lane_idle(1, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_restored_dialogue_completes_its_pending_answer_and_skips_applied_turns() {
+        let mut s = Sessions::new(SessionConfig::default());
+        s.on_turn(turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry())), 1000, 1000);
+        s.mark_applied("d", 3, 41);
+        let saved = s.take_changes();
+        assert_eq!(saved.len(), 1);
+        assert!(s.take_changes().is_empty(), "changes are taken once");
+        // Through JSON, as the sink stores it.
+        let text = serde_json::to_string(&saved[0]).expect("serialise");
+        let back: SessionSnapshot = serde_json::from_str(&text).expect("deserialise");
+        let mut restarted = Sessions::new(SessionConfig::default());
+        restarted.restore(back);
+        assert!(restarted.applied("d", 3, 41) && !restarted.applied("d", 3, 42) && !restarted.applied("d", 4, 1));
+        let out = restarted.on_turn(turn("d", 2000, "12345678", "out_of_scope", 0.2, None), 2000, 2000);
+        let EventBody::AnswerGenerated(done) = reply(&out) else { panic!("{out:?}") };
+        assert_eq!(done.text, "订单 12345678 的退货申请已提交。");
+        // A close is a change too, saved without state.
+        restarted.take_changes();
+        restarted.close_idle(i64::MAX);
+        assert_eq!(restarted.take_changes(), vec![SessionSnapshot { dialogue_id: "d".into(), state: None }]);
     }
 
     #[test]

@@ -117,6 +117,22 @@ impl EventRow {
 /// The SQL of the `events` table (`deploy/clickhouse/migrations/0001_events.sql`).
 pub const EVENTS_MIGRATION: &str = include_str!("../../deploy/clickhouse/migrations/0001_events.sql");
 
+/// The SQL of the `sessions` table (`deploy/clickhouse/migrations/0002_sessions.sql`).
+pub const SESSIONS_MIGRATION: &str = include_str!("../../deploy/clickhouse/migrations/0002_sessions.sql");
+
+/// One row of `switchboard.sessions`: a dialogue's saved state (JSON), or a closed marker.
+#[derive(Debug, Clone, PartialEq, ::clickhouse::Row, Serialize, Deserialize)]
+pub struct SessionRow {
+    /// The dialogue.
+    pub dialogue_id: String,
+    /// Its state as JSON; empty when closed.
+    pub state: String,
+    /// 1 once the dialogue has closed.
+    pub closed: u8,
+    /// Newest wins: the epoch time that wrote it.
+    pub version: u64,
+}
+
 /// Writes events to `switchboard.events`.
 pub struct ClickHouseSink {
     client: ::clickhouse::Client,
@@ -159,7 +175,28 @@ impl ClickHouseSink {
         insert.end().await.map_err(|e| self.error(e))
     }
 
-    /// Creates `database` and its `events` table from the project's migration (the SQL
+    /// Writes session rows to `sessions`.
+    pub async fn write_sessions(&self, rows: &[SessionRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<SessionRow>("sessions").await.map_err(|e| self.error(e))?;
+        for row in rows {
+            insert.write(row).await.map_err(|e| self.error(e))?;
+        }
+        insert.end().await.map_err(|e| self.error(e))
+    }
+
+    /// The newest row of every dialogue that is still open.
+    pub async fn open_sessions(&self) -> Result<Vec<SessionRow>> {
+        self.client
+            .query("SELECT dialogue_id, state, closed, version FROM sessions FINAL WHERE closed = 0")
+            .fetch_all::<SessionRow>()
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Creates `database` with its `events` and `sessions` tables from the project's migrations (the SQL
     /// `deploy/dev/up.sh` applies to `switchboard`), for tests, benchmarks and backfills into a
     /// separate database. `database` must be a plain identifier (letters, digits, `_`).
     pub async fn create_database(&self, database: &str) -> Result<()> {
@@ -169,16 +206,19 @@ impl ClickHouseSink {
                 source: ::clickhouse::error::Error::Custom(format!("`{database}` is not a plain database name")),
             });
         }
-        let ddl: String = EVENTS_MIGRATION
-            .lines()
-            .filter(|l| !l.starts_with("--") && l.trim() != ";")
-            .collect::<Vec<_>>()
-            .join("\n")
-            .replace("switchboard.events", &format!("{database}.events"));
         // 18.16 needs the setting for LowCardinality columns; newer servers ignore it.
         let client = self.client.clone().with_setting("allow_experimental_low_cardinality_type", "1");
         client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.map_err(|e| self.error(e))?;
-        client.query(&ddl).execute().await.map_err(|e| self.error(e))
+        for migration in [EVENTS_MIGRATION, SESSIONS_MIGRATION] {
+            let ddl: String = migration
+                .lines()
+                .filter(|l| !l.starts_with("--") && l.trim() != ";")
+                .collect::<Vec<_>>()
+                .join("\n")
+                .replace("switchboard.", &format!("{database}."));
+            client.query(&ddl).execute().await.map_err(|e| self.error(e))?;
+        }
+        Ok(())
     }
 
     /// Checks that the server answers.

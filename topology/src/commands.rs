@@ -171,7 +171,11 @@ pub fn run_topology(layout: Layout, config_path: Option<&Path>, runtime: &tokio:
         commit: true,
         batch_max: config.batch_max,
         poll_wait: Duration::from_millis(config.poll_wait_ms),
-        targets: LiveTargets { replies_topic: Some(config.replies_topic.clone()), dead_letter_topic: Some(config.dead_letter_topic.clone()) },
+        targets: LiveTargets {
+            replies_topic: Some(config.replies_topic.clone()),
+            dead_letter_topic: Some(config.dead_letter_topic.clone()),
+            sessions: true,
+        },
         clock: Clock::Wall,
         progress: false,
     };
@@ -194,7 +198,7 @@ pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, confi
         commit: false,
         batch_max: config.batch_max,
         poll_wait: Duration::from_millis(200),
-        targets: LiveTargets { replies_topic: output_topic, dead_letter_topic: None },
+        targets: LiveTargets { replies_topic: output_topic, dead_letter_topic: None, sessions: false },
         clock: Clock::Virtual,
         progress: true,
     };

@@ -5,6 +5,7 @@
 use crate::graph::{self, Clock, EventSink, GraphConfig, Time};
 use anyhow::{anyhow, Result};
 use std::sync::{Arc, Mutex};
+use switchboard_operators::session::SessionSnapshot;
 use switchboard_schemas::Event;
 use switchboard_sources::recording::worker_share;
 use switchboard_sources::SourceRecord;
@@ -31,7 +32,11 @@ pub fn run_recording(records: Vec<SourceRecord>, workers: usize, mut config: Gra
         let mine = worker_share(&records, worker.index(), worker.peers());
         let mut input: InputHandle<Time, _> = InputHandle::new();
         let sink = CaptureSink(out.clone());
-        let probe = worker.dataflow::<Time, _, _>(|scope| graph::build(input.to_stream(scope), config.clone(), Box::new(sink)));
+        let probe = worker.dataflow::<Time, _, _>(|scope| {
+            // Recordings start with no saved sessions.
+            let restored = timely::dataflow::operators::ToStream::to_stream(Vec::<SessionSnapshot>::new(), scope);
+            graph::build(input.to_stream(scope), restored, config.clone(), Box::new(sink))
+        });
         for record in mine {
             let at = u64::try_from(record.timestamp_ms).unwrap_or(0).max(*input.time());
             if at > *input.time() {

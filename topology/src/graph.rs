@@ -8,7 +8,7 @@ use crate::decode::{decode_turn, Turn};
 use crate::stage::{dialogue_hash, Stage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchboard_operators::session::{asks_for_human, SessionConfig, Sessions, TurnAnalysis};
+use switchboard_operators::session::{asks_for_human, SessionConfig, SessionSnapshot, Sessions, TurnAnalysis};
 use switchboard_operators::understand::Understand;
 use switchboard_operators::{pii, render};
 use switchboard_schemas::{Event, EventBody};
@@ -52,6 +52,24 @@ pub trait EventSink: 'static {
     /// Writes all events of one epoch. An error stops the worker (fail-stop): offsets of the
     /// epoch are never committed, so a restart redoes it.
     fn flush(&mut self, time: Time, events: Vec<Event>) -> Result<(), String>;
+
+    /// Saves the session state of the dialogues an epoch changed; called after [`flush`] of
+    /// the same epoch (a saved state never runs ahead of durable outputs). The default keeps
+    /// nothing (tests on recordings, replays).
+    ///
+    /// [`flush`]: EventSink::flush
+    fn save_sessions(&mut self, _time: Time, _sessions: Vec<SessionSnapshot>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What the session operator emits: events for the sinks, and changed session state to save.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// An output event.
+    Event(Event),
+    /// A dialogue's changed state (or its close).
+    Session(SessionSnapshot),
 }
 
 /// What the graph needs besides its input.
@@ -70,20 +88,41 @@ pub struct GraphConfig {
 }
 
 /// Builds the graph on `input` and returns the probe that tells which epochs are durable.
+/// `restored` carries saved session state (at time 0, before any turn); it may be empty.
 pub fn build<'s>(
     input: Stream<'s, Time, Vec<SourceRecord>>,
+    restored: Stream<'s, Time, Vec<SessionSnapshot>>,
     config: GraphConfig,
     sink: Box<dyn EventSink>,
 ) -> ProbeHandle<Time> {
     let versions = crate::versions::versions_collection(input.clone(), config.understand.clone());
     let staged = understand_stage(input, versions, config.understand.clone(), config.clock, config.metrics.clone());
-    let events = session_stage(staged, config.session.clone(), config.clock, config.metrics.clone());
+    let outputs = session_stage(staged, restored, config.session.clone(), config.clock, config.metrics.clone());
     if let Some(live) = &config.aggregates {
-        crate::aggregates::aggregate_stage(events.clone(), live.clone());
+        crate::aggregates::aggregate_stage(events_only(outputs.clone()), live.clone());
     }
     let probe = ProbeHandle::new();
-    sink_stage(events, sink).probe_with(&probe);
+    sink_stage(outputs, sink).probe_with(&probe);
     probe
+}
+
+/// The events among the session operator's outputs.
+fn events_only<'s>(outputs: Stream<'s, Time, Vec<Output>>) -> Stream<'s, Time, Vec<Event>> {
+    outputs
+        .unary(Pipeline, "Events", |_cap, _info| {
+            move |input, output| {
+                input.for_each(|cap, batch| {
+                    let Some(cap) = cap.retain_least(0) else { return };
+                    let mut session = output.session(&cap);
+                    for item in batch.drain(..) {
+                        if let Output::Event(event) = item {
+                            session.give(event);
+                        }
+                    }
+                });
+            }
+        })
+        .container::<Vec<Event>>()
 }
 
 /// Decodes, masks and understands each epoch's records as one batch, with the model and
@@ -250,21 +289,30 @@ pub fn understand_batch(
     out
 }
 
-/// The stateful session operator, keyed by dialogue.
+/// The stateful session operator, keyed by dialogue. Saved state arrives on `restored` at
+/// time 0 and is put back before any turn; each epoch's changed dialogues go out as
+/// [`Output::Session`] after its events.
 fn session_stage<'s>(
     staged: Stream<'s, Time, Vec<Stage>>,
+    restored: Stream<'s, Time, Vec<SessionSnapshot>>,
     config: SessionConfig,
     clock: Clock,
     metrics: Option<Arc<crate::metrics::Metrics>>,
-) -> Stream<'s, Time, Vec<Event>> {
+) -> Stream<'s, Time, Vec<Output>> {
     let exchange = Exchange::new(|s: &Stage| dialogue_hash(s.dialogue_id()));
+    let restore_exchange = Exchange::new(|s: &SessionSnapshot| dialogue_hash(&s.dialogue_id));
     staged
-        .unary_frontier(exchange, "Session", move |cap, _info| {
+        .binary_frontier(restored, exchange, restore_exchange, "Session", move |cap, _info| {
             let mut sessions = Sessions::new(config);
             let mut stash: BTreeMap<Time, Vec<Stage>> = BTreeMap::new();
             // Held at the input frontier so idle closes can be emitted as event time advances.
             let mut clock_cap = Some(cap);
-            move |(input, frontier), output| {
+            move |(input, frontier), (restored_input, restored_frontier), output| {
+                restored_input.for_each(|_, snapshots| {
+                    for snapshot in snapshots.drain(..) {
+                        sessions.restore(snapshot);
+                    }
+                });
                 input.for_each_stamp(|cap, data| {
                     let Some(time) = cap.least().copied() else { return };
                     let entry = stash.entry(time).or_default();
@@ -273,32 +321,57 @@ fn session_stage<'s>(
                     }
                 });
                 let Some(held) = clock_cap.as_mut() else { return };
-                for (time, mut items) in take_ready(&mut stash, frontier) {
+                // Turns wait until every saved state has been put back.
+                let ready: Vec<(Time, Vec<Stage>)> = take_ready(&mut stash, frontier)
+                    .into_iter()
+                    .filter_map(|(time, items)| {
+                        if restored_frontier.less_equal(&time) {
+                            stash.insert(time, items);
+                            None
+                        } else {
+                            Some((time, items))
+                        }
+                    })
+                    .collect();
+                for (time, mut items) in ready {
                     let started = std::time::Instant::now();
                     let now = clock.now(time);
                     let at = held.delayed(&time.max(*held.time()));
                     let mut session = output.session(&at);
                     if clock == Clock::Wall {
                         // Dialogues idle before this epoch close before its turns are seen.
-                        session.give_iterator(sessions.close_idle(i64::try_from(time).unwrap_or(i64::MAX)).into_iter());
+                        session.give_iterator(sessions.close_idle(i64::try_from(time).unwrap_or(i64::MAX)).into_iter().map(Output::Event));
                     }
                     items.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
                     for item in items {
                         match item {
-                            Stage::Emit(e) => session.give(e),
+                            Stage::Emit(e) => session.give(Output::Event(e)),
+                            // Redone after a restart: its outputs are durable and its effect is in
+                            // the restored state.
+                            Stage::Turn { analysis, partition, offset, .. }
+                                if sessions.applied(&analysis.said.dialogue_id, partition, offset) =>
+                            {
+                                tracing::debug!(dialogue = %analysis.said.dialogue_id, partition, offset, "turn already applied; skipped");
+                            }
                             // On record time, idle closes follow each partition's own
                             // watermark, so poll boundaries never change what a replay writes.
                             Stage::Turn { analysis, partition, record_time, partition_watermark, .. } if clock == Clock::Virtual => {
                                 session.give_iterator(
-                                    sessions.on_turn_in_lane(*analysis, partition, partition_watermark, record_time).into_iter(),
+                                    sessions
+                                        .on_turn_in_lane(*analysis, partition, partition_watermark, record_time)
+                                        .into_iter()
+                                        .map(Output::Event),
                                 )
                             }
-                            Stage::Turn { analysis, .. } => {
+                            Stage::Turn { analysis, partition, offset, .. } => {
                                 let seen_at = i64::try_from(time).unwrap_or(i64::MAX);
-                                session.give_iterator(sessions.on_turn(*analysis, seen_at, now).into_iter())
+                                let dialogue = analysis.said.dialogue_id.clone();
+                                session.give_iterator(sessions.on_turn(*analysis, seen_at, now).into_iter().map(Output::Event));
+                                sessions.mark_applied(&dialogue, partition, offset);
                             }
                         }
                     }
+                    session.give_iterator(sessions.take_changes().into_iter().map(Output::Session));
                     if let Some(m) = &metrics {
                         m.record_stage("session", started.elapsed());
                     }
@@ -306,7 +379,9 @@ fn session_stage<'s>(
                 match frontier.frontier().iter().min().copied() {
                     Some(low) => {
                         if clock == Clock::Wall {
-                            let closes = sessions.close_idle(i64::try_from(low).unwrap_or(i64::MAX));
+                            let mut closes: Vec<Output> =
+                                sessions.close_idle(i64::try_from(low).unwrap_or(i64::MAX)).into_iter().map(Output::Event).collect();
+                            closes.extend(sessions.take_changes().into_iter().map(Output::Session));
                             if !closes.is_empty() {
                                 output.session(&*held).give_iterator(closes.into_iter());
                             }
@@ -321,14 +396,14 @@ fn session_stage<'s>(
                         // dialogues go on after the restart, so none is closed.
                         if clock == Clock::Virtual {
                             let closes = sessions.close_idle(i64::MAX);
-                            output.session(&*held).give_iterator(closes.into_iter());
+                            output.session(&*held).give_iterator(closes.into_iter().map(Output::Event));
                         }
                         clock_cap = None;
                     }
                 }
             }
         })
-        .container::<Vec<Event>>()
+        .container::<Vec<Output>>()
 }
 
 /// Removes and returns, in time order, the stashed entries whose time the input frontier has
@@ -352,11 +427,12 @@ fn order_key(stage: &Stage) -> (i32, i64, u8, switchboard_schemas::EventId) {
     }
 }
 
-/// Flushes each epoch's events to the sink once the epoch is complete.
-fn sink_stage<'s>(events: Stream<'s, Time, Vec<Event>>, mut sink: Box<dyn EventSink>) -> Stream<'s, Time, Vec<()>> {
-    events
+/// Flushes each epoch's events to the sink once the epoch is complete, then saves the session
+/// state the epoch changed.
+fn sink_stage<'s>(outputs: Stream<'s, Time, Vec<Output>>, mut sink: Box<dyn EventSink>) -> Stream<'s, Time, Vec<()>> {
+    outputs
         .unary_frontier(Pipeline, "Sink", move |_cap, _info| {
-            let mut stash: BTreeMap<Time, (timely::dataflow::operators::Capability<Time>, Vec<Event>)> = BTreeMap::new();
+            let mut stash: BTreeMap<Time, (timely::dataflow::operators::Capability<Time>, Vec<Output>)> = BTreeMap::new();
             move |(input, frontier), _output: &mut timely::dataflow::operators::generic::OutputBuilderSession<'_, Time, timely::container::CapacityContainerBuilder<Vec<()>>>| {
                 input.for_each_stamp(|cap, data| {
                     let Some(cap) = cap.retain_least(0) else { return };
@@ -365,8 +441,17 @@ fn sink_stage<'s>(events: Stream<'s, Time, Vec<Event>>, mut sink: Box<dyn EventS
                         entry.1.append(batch);
                     }
                 });
-                for (time, (cap, events)) in take_ready(&mut stash, frontier) {
-                    if let Err(e) = sink.flush(time, events) {
+                for (time, (cap, outputs)) in take_ready(&mut stash, frontier) {
+                    let mut events = Vec::with_capacity(outputs.len());
+                    let mut sessions = Vec::new();
+                    for item in outputs {
+                        match item {
+                            Output::Event(e) => events.push(e),
+                            Output::Session(s) => sessions.push(s),
+                        }
+                    }
+                    let flushed = sink.flush(time, events).and_then(|()| sink.save_sessions(time, sessions));
+                    if let Err(e) = flushed {
                         // Fail-stop: nothing of this epoch is committed; a restart redoes it.
                         tracing::error!(error = %e, time, "sink flush failed; stopping");
                         eprintln!("switchboard: sink failed: {e}");

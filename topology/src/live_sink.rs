@@ -4,6 +4,8 @@
 //! are retried with backoff for up to [`RETRY_FOR`], then the worker stops (fail-stop).
 
 use crate::graph::{EventSink, Time};
+use switchboard_operators::session::SessionSnapshot;
+use switchboard_sinks::clickhouse::SessionRow;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,11 +23,18 @@ pub struct LiveTargets {
     pub replies_topic: Option<String>,
     /// Topic for dead letters.
     pub dead_letter_topic: Option<String>,
+    /// Whether session state is saved to (and, at start, read back from) ClickHouse's
+    /// `sessions`: live runs do, replays (their own virtual-time dialogues) do not.
+    pub sessions: bool,
 }
 
 impl Default for LiveTargets {
     fn default() -> Self {
-        LiveTargets { replies_topic: Some(topics::BOT_SAID.into()), dead_letter_topic: Some(topics::DEAD_LETTER.into()) }
+        LiveTargets {
+            replies_topic: Some(topics::BOT_SAID.into()),
+            dead_letter_topic: Some(topics::DEAD_LETTER.into()),
+            sessions: true,
+        }
     }
 }
 
@@ -111,4 +120,53 @@ impl EventSink for LiveSink {
         self.metrics.record_flush(&events, started.elapsed());
         Ok(())
     }
+
+    fn save_sessions(&mut self, time: Time, sessions: Vec<SessionSnapshot>) -> Result<(), String> {
+        if !self.targets.sessions || sessions.is_empty() {
+            return Ok(());
+        }
+        let rows = session_rows(time, sessions)?;
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let error = match self.runtime.block_on(self.clickhouse.write_sessions(&rows)) {
+                Ok(()) => return Ok(()),
+                Err(e) => format!("clickhouse sessions: {e}"),
+            };
+            if started.elapsed() >= RETRY_FOR {
+                return Err(error);
+            }
+            tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "saving sessions failed; retrying");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The `sessions` rows for an epoch's changed dialogues, versioned by the epoch's time.
+fn session_rows(time: Time, sessions: Vec<SessionSnapshot>) -> Result<Vec<SessionRow>, String> {
+    sessions
+        .into_iter()
+        .map(|snapshot| {
+            let state = match &snapshot.state {
+                Some(state) => serde_json::to_string(state).map_err(|e| format!("session state of {}: {e}", snapshot.dialogue_id))?,
+                None => String::new(),
+            };
+            Ok(SessionRow { closed: u8::from(snapshot.state.is_none()), dialogue_id: snapshot.dialogue_id, state, version: time })
+        })
+        .collect()
+}
+
+/// Saved sessions as read back at start; a row whose state does not parse is reported and
+/// left out (that dialogue starts afresh) rather than stopping the start.
+pub fn restored_sessions(rows: Vec<SessionRow>) -> Vec<SessionSnapshot> {
+    rows.into_iter()
+        .filter_map(|row| match serde_json::from_str(&row.state) {
+            Ok(state) => Some(SessionSnapshot { dialogue_id: row.dialogue_id, state: Some(state) }),
+            Err(e) => {
+                tracing::warn!(dialogue = %row.dialogue_id, error = %e, "saved session state does not parse; the dialogue starts afresh");
+                None
+            }
+        })
+        .collect()
 }

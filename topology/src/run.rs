@@ -135,9 +135,21 @@ pub fn run(options: RunOptions, graph_config: GraphConfig, metrics: Arc<Metrics>
         }
         let sink = LiveSink::new(handle.clone(), clickhouse.clone(), kafka.clone(), options.targets.clone(), metrics.clone())
             .map_err(|e| format!("worker {index}: {e}"))?;
+        // Worker 0 reads the saved sessions back; the exchange takes each to its worker.
+        let restored = if index == 0 && options.targets.sessions {
+            let rows = handle
+                .block_on(clickhouse.open_sessions())
+                .map_err(|e| format!("worker {index}: reading saved sessions: {e}"))?;
+            let restored = crate::live_sink::restored_sessions(rows);
+            tracing::info!(dialogues = restored.len(), "restored open dialogues");
+            restored
+        } else {
+            Vec::new()
+        };
         let mut input: InputHandle<Time, _> = InputHandle::new();
         let probe = worker.dataflow::<Time, _, _>(|scope| {
-            graph::build(input.to_stream(scope), graph_config.clone(), Box::new(sink))
+            let restored = timely::dataflow::operators::ToStream::to_stream(restored, scope);
+            graph::build(input.to_stream(scope), restored, graph_config.clone(), Box::new(sink))
         });
         let mut time: Time = 0;
         let mut records_read: u64 = 0;

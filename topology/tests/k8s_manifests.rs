@@ -248,10 +248,20 @@ fn check_autoscaling(docs: &[Value], overlay: &str) {
     assert!(command.iter().any(|c| c.as_str().is_some_and(|c| c.ends_with("entrypoint.sh"))), "the topology runs its entrypoint");
     assert!(topology_cm["data"]["entrypoint.sh"].as_str().is_some_and(|e| e.contains("switchboard submit --hosts")));
 
-    // The ClickHouse schema is the migration, byte for byte.
+    // The ClickHouse schema is the migrations, every one, byte for byte.
     let init = config_map(docs, "clickhouse-init");
-    let migration = std::fs::read_to_string(root().join("deploy/clickhouse/migrations/0001_events.sql")).expect("migration");
-    assert_eq!(init["data"]["0001_events.sql"].as_str(), Some(migration.as_str()), "deploy/k8s/base/clickhouse/0001_events.sql differs from the migration");
+    let mut migrations = 0;
+    for entry in std::fs::read_dir(root().join("deploy/clickhouse/migrations")).expect("migrations folder") {
+        let path = entry.expect("migration entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if !name.ends_with(".sql") {
+            continue;
+        }
+        let migration = std::fs::read_to_string(&path).expect("migration");
+        assert_eq!(init["data"][name.as_str()].as_str(), Some(migration.as_str()), "deploy/k8s/base/clickhouse/{name} differs from the migration");
+        migrations += 1;
+    }
+    assert!(migrations >= 2, "the events and sessions migrations");
 }
 
 /// Validates rendered YAML against the Kubernetes schemas with kubernetes-validate, when installed.
