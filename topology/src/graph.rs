@@ -322,18 +322,10 @@ fn session_stage<'s>(
                 });
                 let Some(held) = clock_cap.as_mut() else { return };
                 // Turns wait until every saved state has been put back.
-                let ready: Vec<(Time, Vec<Stage>)> = take_ready(&mut stash, frontier)
-                    .into_iter()
-                    .filter_map(|(time, items)| {
-                        if restored_frontier.less_equal(&time) {
-                            stash.insert(time, items);
-                            None
-                        } else {
-                            Some((time, items))
-                        }
-                    })
-                    .collect();
-                for (time, mut items) in ready {
+                let ready: Vec<Time> =
+                    ready_times(&stash, frontier).into_iter().filter(|t| !restored_frontier.less_equal(t)).collect();
+                for time in ready {
+                    let Some(mut items) = stash.remove(&time) else { continue };
                     let started = std::time::Instant::now();
                     let now = clock.now(time);
                     let at = held.delayed(&time.max(*held.time()));

@@ -95,28 +95,19 @@ impl EventSink for LiveSink {
             .cloned()
             .collect();
         let dead: Vec<Event> = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).cloned().collect();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let error = match self.runtime.block_on(self.write_once(&replies, &dead, &events)) {
-                Ok(()) => break,
-                Err(WriteError::ClickHouse(e)) => format!("clickhouse: {e}"),
-                Err(WriteError::Kafka(e)) => {
-                    // An idempotent producer that lost its broker-side state (a broker restart)
-                    // fails every later send: start a new one. Resent events keep their ids.
-                    match KafkaSink::new(&self.kafka_settings) {
-                        Ok(fresh) => self.kafka = fresh,
-                        Err(e) => tracing::warn!(error = %e, "cannot recreate the Kafka producer"),
-                    }
-                    e
+        retry("sink write", || match self.runtime.block_on(self.write_once(&replies, &dead, &events)) {
+            Ok(()) => Ok(()),
+            Err(WriteError::ClickHouse(e)) => Err(format!("clickhouse: {e}")),
+            Err(WriteError::Kafka(e)) => {
+                // An idempotent producer that lost its broker-side state (a broker restart)
+                // fails every later send: start a new one. Resent events keep their ids.
+                match KafkaSink::new(&self.kafka_settings) {
+                    Ok(fresh) => self.kafka = fresh,
+                    Err(e) => tracing::warn!(error = %e, "cannot recreate the Kafka producer"),
                 }
-            };
-            if started.elapsed() >= RETRY_FOR {
-                return Err(error);
+                Err(e)
             }
-            tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "sink write failed; retrying");
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        })?;
         self.metrics.record_flush(&events, started.elapsed());
         Ok(())
     }
@@ -126,20 +117,28 @@ impl EventSink for LiveSink {
             return Ok(());
         }
         let rows = session_rows(time, sessions)?;
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let error = match self.runtime.block_on(self.clickhouse.write_sessions(&rows)) {
-                Ok(()) => return Ok(()),
-                Err(e) => format!("clickhouse sessions: {e}"),
-            };
-            if started.elapsed() >= RETRY_FOR {
-                return Err(error);
-            }
-            tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "saving sessions failed; retrying");
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        retry("saving sessions", || {
+            self.runtime.block_on(self.clickhouse.write_sessions(&rows)).map_err(|e| format!("clickhouse sessions: {e}"))
+        })
+    }
+}
+
+/// Runs `attempt` until it succeeds, with exponential backoff (0.1 s doubling to 5 s), for up
+/// to [`RETRY_FOR`]; then returns its last error.
+fn retry(what: &str, mut attempt: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let error = match attempt() {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if started.elapsed() >= RETRY_FOR {
+            return Err(error);
         }
+        tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "{what} failed; retrying");
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
