@@ -6,10 +6,9 @@
 //!
 //! Needs the dev services and the demo models (`deploy/dev/test.sh` provides both).
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+mod common;
+
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -203,32 +202,9 @@ async fn every_turn_answered_exactly_once_despite_kill_9_and_a_broker_restart() 
     assert_eq!(said as usize, TURNS);
 
     // The replies topic: every turn answered; duplicates share their event_id.
-    let consumer: BaseConsumer = kafka.client_config().set("group.id", format!("eo-check-{run_id}")).create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..8 {
-        tpl.add_partition_offset(&replies, p, Offset::Beginning).expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut high = BTreeMap::new();
-    for p in 0..8 {
-        high.insert(p, consumer.fetch_watermarks(&replies, p, Duration::from_secs(10)).expect("watermarks").1);
-    }
-    let mut reply_ids: HashMap<EventId, EventId> = HashMap::new();
-    let mut seen = BTreeMap::new();
-    let read_deadline = Instant::now() + Duration::from_secs(120);
-    while high.iter().any(|(p, h)| seen.get(p).copied().unwrap_or(0) < *h) {
-        assert!(Instant::now() < read_deadline, "could not read the replies topic");
-        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(500)) {
-            seen.insert(msg.partition(), msg.offset() + 1);
-            let event = decode(msg.payload().unwrap_or_default()).expect("replies decode");
-            let in_reply_to = match &event.body {
-                EventBody::AnswerGenerated(a) => a.in_reply_to,
-                EventBody::HandoffRequested(h) => h.in_reply_to,
-                other => panic!("unexpected {:?} on the replies topic", other.kind()),
-            };
-            let first = *reply_ids.entry(in_reply_to).or_insert(event.event_id);
-            assert_eq!(first, event.event_id, "two different replies for one turn on the replies topic");
-        }
+    let reply_ids = common::replies_on_topic(&kafka, &replies, &format!("eo-check-{run_id}"));
+    for (turn, ids) in &reply_ids {
+        assert!(ids.iter().all(|id| *id == ids[0]), "two different replies for turn {turn} on the replies topic");
     }
     for id in &said_ids {
         assert!(reply_ids.contains_key(id), "turn {id} missing from the replies topic");

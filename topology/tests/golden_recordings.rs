@@ -5,25 +5,11 @@
 //!
 //! Needs the demo models and knowledge base (`deploy/dev/prepare.sh`, run by `deploy/dev/test.sh`).
 
+mod common;
+
+use common::{recordings, recordings_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn recordings_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../replay/tests/recordings")
-}
-
-fn recordings() -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(recordings_dir())
-        .expect("recordings folder")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.ends_with(".ndjson") && !name.ends_with(".golden.ndjson")
-        })
-        .collect();
-    found.sort();
-    found
-}
 
 fn golden_of(recording: &Path) -> PathBuf {
     recording.with_extension("golden.ndjson")

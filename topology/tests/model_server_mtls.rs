@@ -7,6 +7,9 @@
 //! Needs the demo models and knowledge base (`deploy/dev/prepare.sh`) and openssl
 //! (certificates are made by `deploy/tls/make-test-ca.sh` into a temporary folder).
 
+mod common;
+
+use common::recordings;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -265,20 +268,6 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_the_servers_ca() {
         .expect("trusted client after refusals");
     drop(server);
     let _ = std::fs::remove_dir_all(&temp);
-}
-
-fn recordings() -> Vec<PathBuf> {
-    let dir = workspace().join("replay/tests/recordings");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("recordings folder")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.ends_with(".ndjson") && !name.ends_with(".golden.ndjson")
-        })
-        .collect();
-    found.sort();
-    found
 }
 
 #[test]

@@ -305,6 +305,25 @@ fn json_close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     }
 }
 
+/// The folder of the recordings shipped with golden files.
+pub fn recordings_dir() -> PathBuf {
+    root().join("replay/tests/recordings")
+}
+
+/// Every shipped recording (`*.ndjson` that is not a `*.golden.ndjson`), sorted.
+pub fn recordings() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(recordings_dir())
+        .expect("recordings folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".ndjson") && !name.ends_with(".golden.ndjson")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// Reads a whole topic (up to its high watermarks now) and returns, per turn replied to, the
 /// reply event ids seen (duplicates of one reply share their id).
 pub fn replies_on_topic(kafka: &KafkaSettings, topic: &str, group: &str) -> HashMap<EventId, Vec<EventId>> {
