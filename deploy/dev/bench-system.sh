@@ -80,7 +80,7 @@ cd "$ROOT"
 bin=${SWITCHBOARD_BIN:-}
 if [ -z "$bin" ]; then
   say "building switchboard (release)"
-  cargo build --release --locked -p switchboard-topology
+  cargo build --release --locked -p switchboard
   bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
 else
   say "using $bin (SWITCHBOARD_BIN: not built here; only a release build gives benchmark figures)"

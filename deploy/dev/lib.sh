@@ -169,7 +169,7 @@ make_model_server_certs() {
 # ---------- browser (end-to-end test) ----------
 
 # install_chromium: headless Chromium, its chromedriver and a Chinese font, so the browser test
-# (topology/tests/browser_e2e.rs) can run and its screenshots show the Chinese text.
+# (cli/tests/browser_e2e.rs) can run and its screenshots show the Chinese text.
 install_chromium() {
   if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
      && dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
@@ -300,6 +300,9 @@ install_cargo_deny() {
 # need the RustSec database from GitHub, which the CI machine cannot reach.
 check_dependencies() {
   install_cargo_deny
+  # `--offline` reads the whole dependency graph, dev-dependencies included: on a machine
+  # whose cargo cache is empty nothing may have fetched those yet.
+  ( cd "$ROOT" && cargo fetch --locked ) || die "cargo fetch failed (crates.io unreachable?)"
   say "checking dependency licenses and bans (cargo deny)"
   local log="$CACHE/cargo-deny-check.log"
   if ( cd "$ROOT" && cargo deny --offline check --hide-inclusion-graph licenses bans >"$log" 2>&1 ); then
@@ -310,7 +313,7 @@ check_dependencies() {
   fi
 }
 
-# ---------- Kubernetes manifests (topology/tests/k8s_manifests.rs) ----------
+# ---------- Kubernetes manifests (cli/tests/k8s_manifests.rs) ----------
 
 # install_kubectl: a kubectl for `kubectl kustomize` (renders deploy/k8s offline, no cluster);
 # Debian's kubernetes-client when none is installed.

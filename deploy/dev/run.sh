@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 "$ROOT/deploy/dev/up.sh"
 cd "$ROOT"
 say "building switchboard (release)"
-cargo build --release --locked -p switchboard-topology
+cargo build --release --locked -p switchboard
 bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
 export SWITCHBOARD_MODELS="$ROOT/models" SWITCHBOARD_STATE="$STATE"
 "$ROOT/deploy/dev/prepare.sh" "$bin"

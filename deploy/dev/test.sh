@@ -17,8 +17,8 @@ cd "$ROOT"
 say "building"
 cargo build --workspace --bins --locked
 "$ROOT/deploy/dev/prepare.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard"
-install_chromium  # for topology/tests/browser_e2e.rs
+install_chromium  # for cli/tests/browser_e2e.rs
 check_dependencies  # licenses and bans (deny.toml); advisories need GitHub, left out
-install_kubectl; install_k8s_validator  # for topology/tests/k8s_manifests.rs
+install_kubectl; install_k8s_validator  # for cli/tests/k8s_manifests.rs
 say "running the test suite"
 cargo test --workspace --locked "$@"

@@ -5,7 +5,7 @@ use crate::auth;
 use crate::hub::{AttachError, ConnId, SayDecision};
 use crate::protocol::{parse_client_frame, ClientFrame, ErrorCode, Hello, Say, ServerFrame};
 use crate::rate::TokenBucket;
-use crate::server::{ConnGuard, Shared};
+use crate::state::{ConnGuard, Shared};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,8 +1,14 @@
-//! The gateway's error type.
+//! The gateway's error type: the one [`Error`] of the crate and its [`Result`] alias.
+//!
+//! The narrower errors of the configuration ([`ConfigError`]), the console's API
+//! ([`ConsoleError`], which also knows its HTTP status) and the protocol ([`FrameError`], which
+//! knows its error frame) are variants of it and convert with `?`; their messages are unchanged.
 
 use crate::config::ConfigError;
+use crate::console::ConsoleError;
+use crate::protocol::FrameError;
 
-/// Why the gateway could not start or stopped with a failure.
+/// Why the gateway could not start or stopped with a failure, or why one request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration is invalid.
@@ -33,6 +39,12 @@ pub enum Error {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),
+    /// A console API request failed (the console answers it as JSON with the error's status).
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+    /// A client frame was refused (the client gets the error frame; the connection goes on).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
 }
 
 /// Short for `Result<T, gateway::Error>`.

@@ -8,9 +8,9 @@
 //! (no consumer group, no commits) and keeps only the events of dialogues it holds.
 
 use crate::config::GatewayConfig;
+use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::{Error, Result};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};

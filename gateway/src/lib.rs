@@ -27,6 +27,11 @@
 //! switchboard_gateway::serve(config, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
+//!
+//! The load generator (`switchboard loadgen`) is a WebSocket client, not part of the server: it
+//! lives in the `switchboard` command-line crate (`cli/src/loadgen`).
+
+#![deny(missing_docs)]
 
 pub mod auth;
 mod config;
@@ -36,16 +41,16 @@ mod error;
 mod hub;
 mod kafka;
 pub mod live;
-pub mod loadgen;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;
 mod server;
+mod state;
 #[cfg(test)]
 mod tests;
 
 pub use config::{ConfigError, GatewayConfig, Limits, Secret};
 pub use console::ConsoleError;
 pub use error::{Error, Result};
-pub use loadgen::{LoadError, LoadOptions, LoadReport, Mix, Texts};
+pub use protocol::FrameError;
 pub use server::{serve, Gateway, CHAT_PAGE};

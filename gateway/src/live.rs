@@ -13,23 +13,15 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use switchboard_schemas::aggregates::AggregateRow;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest `/aggregates` body read from one process.
 const MAX_BODY: u64 = 4 << 20;
 
-/// One counted key, as the topology serves it and as the view returns it (summed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveRow {
-    /// Minute since the Unix epoch (UTC).
-    pub minute: i64,
-    /// `turns`, `intent`, `handoff` or `dead_letter`.
-    pub metric: String,
-    /// Intent or handoff reason; empty otherwise.
-    pub label: String,
-    /// Events counted.
-    pub count: i64,
-}
+/// One counted key, as the topology serves it and as the view returns it (summed): the shared
+/// [`AggregateRow`] of `switchboard_schemas::aggregates`, under its former name here.
+pub type LiveRow = AggregateRow;
 
 /// The answer of `/console/api/live`.
 #[derive(Debug, Serialize)]
@@ -39,7 +31,7 @@ pub struct LiveView {
     /// Processes that did not (`host:port`).
     pub unreachable: Vec<String>,
     /// Summed rows, in (minute, metric, label) order.
-    pub rows: Vec<LiveRow>,
+    pub rows: Vec<AggregateRow>,
 }
 
 /// The topology metrics addresses from `SWITCHBOARD_TOPOLOGY_METRICS`.
@@ -52,7 +44,7 @@ pub fn topology_addresses() -> Vec<String> {
         .collect()
 }
 
-async fn fetch(address: &str, since_minute: i64) -> Option<Vec<LiveRow>> {
+async fn fetch(address: &str, since_minute: i64) -> Option<Vec<AggregateRow>> {
     let work = async {
         let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
         let request = format!("GET /aggregates?since={since_minute} HTTP/1.0\r\nHost: {address}\r\n\r\n");
@@ -70,12 +62,12 @@ async fn fetch(address: &str, since_minute: i64) -> Option<Vec<LiveRow>> {
 }
 
 /// Sums rows of several processes by key.
-pub fn merge(parts: impl IntoIterator<Item = Vec<LiveRow>>) -> Vec<LiveRow> {
+pub fn merge(parts: impl IntoIterator<Item = Vec<AggregateRow>>) -> Vec<AggregateRow> {
     let mut sums: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
     for row in parts.into_iter().flatten() {
         *sums.entry((row.minute, row.metric, row.label)).or_insert(0) += row.count;
     }
-    sums.into_iter().map(|((minute, metric, label), count)| LiveRow { minute, metric, label, count }).collect()
+    sums.into_iter().map(|((minute, metric, label), count)| AggregateRow { minute, metric, label, count }).collect()
 }
 
 /// `?minutes=N` (1..=120, default 15).
@@ -116,8 +108,8 @@ pub async fn live(Query(params): Query<LiveParams>) -> Response {
 mod tests {
     use super::*;
 
-    fn row(minute: i64, metric: &str, count: i64) -> LiveRow {
-        LiveRow { minute, metric: metric.into(), label: String::new(), count }
+    fn row(minute: i64, metric: &str, count: i64) -> AggregateRow {
+        AggregateRow { minute, metric: metric.into(), label: String::new(), count }
     }
 
     #[test]

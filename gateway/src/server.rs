@@ -3,10 +3,11 @@
 
 use crate::config::GatewayConfig;
 use crate::connection;
+use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::kafka::{BotSaidReader, Publisher};
 use crate::metrics::Metrics;
-use crate::{Error, Result};
+use crate::state::{ConnGuard, Shared};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,59 +26,13 @@ use tokio::sync::watch;
 /// The chat page served at `/`.
 pub const CHAT_PAGE: &str = include_str!("../static/chat.html");
 
-/// State shared by every request and connection.
-pub(crate) struct Shared {
-    pub(crate) config: GatewayConfig,
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) publisher: Arc<Publisher>,
-    pub(crate) metrics: Arc<Metrics>,
-    /// `true` once the gateway drains.
-    pub(crate) drain: watch::Sender<bool>,
-    /// Open WebSocket connections.
-    pub(crate) connections: watch::Sender<usize>,
-    pub(crate) next_conn: AtomicU64,
-}
-
-/// A connection slot; released on drop.
-pub(crate) struct ConnGuard {
-    shared: Arc<Shared>,
-}
-
-impl ConnGuard {
-    /// Takes a slot if the cap allows.
-    fn try_acquire(shared: &Arc<Shared>) -> Option<ConnGuard> {
-        let max = shared.config.limits.max_connections;
-        let taken = shared.connections.send_if_modified(|n| {
-            if *n < max {
-                *n += 1;
-                true
-            } else {
-                false
-            }
-        });
-        if taken {
-            shared.metrics.connections.inc();
-            Some(ConnGuard { shared: shared.clone() })
-        } else {
-            None
-        }
-    }
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.shared.connections.send_modify(|n| *n = n.saturating_sub(1));
-        self.shared.metrics.connections.dec();
-    }
-}
-
 /// A gateway bound to its address and connected to Kafka, ready to [`run`](Gateway::run).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), switchboard_gateway::Error> {
 /// use switchboard_gateway::{Gateway, GatewayConfig};
 /// let mut config = GatewayConfig::from_env()?;
-/// config.listen = "127.0.0.1:0".parse().unwrap();
+/// config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
 /// let gateway = Gateway::bind(config).await?;
 /// println!("listening on {}", gateway.local_addr());
 /// gateway.run(async { let _ = tokio::signal::ctrl_c().await; }).await

@@ -21,18 +21,7 @@ use switchboard_schemas::{
 /// re-processing a turn after a crash replaces the reply instead of adding a second one.
 pub const REPLY_ROLE: &str = "reply";
 
-/// What the knowledge base offered for a turn.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RetrievedAnswer {
-    /// The entry's id.
-    pub entry_id: String,
-    /// Blended retrieval score.
-    pub score: f32,
-    /// The entry's answer template.
-    pub template: String,
-    /// The slots the template requires.
-    pub required_slots: Vec<String>,
-}
+pub use switchboard_schemas::session::{DialogueState, RetrievedAnswer, SessionSnapshot};
 
 /// One user turn after masking, classification and retrieval: the session's input.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -78,41 +67,6 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig { handoff_threshold: 0.5, idle_timeout_ms: 30 * 60 * 1000, max_unresolved: 2, max_dialogues: 1_000_000 }
     }
-}
-
-/// The state of one open dialogue.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DialogueState {
-    /// User turns so far.
-    pub turns: u32,
-    /// Slot values collected so far.
-    pub slots: BTreeMap<String, String>,
-    /// The intent of the last turn.
-    pub last_intent: Option<String>,
-    /// Unresolved turns in a row.
-    pub unresolved: u32,
-    /// An answer waiting for slots, with the intent it was for.
-    pub pending: Option<(RetrievedAnswer, String)>,
-    /// Event time of the last turn.
-    pub last_seen: i64,
-    /// The last turn's event, whose id the close event derives from.
-    pub last_event: Option<switchboard_schemas::EventId>,
-    /// The source partition ("lane") its turns arrive on, when they came through
-    /// [`Sessions::on_turn_in_lane`].
-    pub lane: Option<i32>,
-    /// The source position (partition, offset) of the last turn applied, when known: a turn at
-    /// or before it on that partition has already been applied (see [`Sessions::applied`]).
-    #[serde(default)]
-    pub source_position: Option<(i32, i64)>,
-}
-
-/// One dialogue's state as saved for a restart: the state, or `None` once it closed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SessionSnapshot {
-    /// The dialogue.
-    pub dialogue_id: String,
-    /// Its state, or `None` when it has closed.
-    pub state: Option<DialogueState>,
 }
 
 /// All open dialogues of one worker.

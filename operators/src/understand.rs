@@ -17,6 +17,7 @@
 use crate::intent::backend::{IntentBackend, LocalIntentBackend};
 use crate::retrieval::{Retriever, RetrieverConfig, Snapshot, SnapshotWatcher};
 use crate::session::RetrievedAnswer;
+use crate::{Error, Result};
 use lru::LruCache;
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
@@ -61,7 +62,14 @@ pub trait Understand: Send + Sync {
     /// One [`Understanding`] per input, in order, computed with exactly the components named in
     /// `versions` (a component not named uses its newest version). Confidences and scores are
     /// rounded to four decimals so that results do not depend on how turns were batched.
-    fn understand(&self, batch: &[(Locale, &str)], versions: &Versions) -> Result<Vec<Understanding>, String>;
+    ///
+    /// Fails for the whole batch; [`Error::is_transient`] tells whether the same batch may
+    /// succeed later (a model server unreachable, a pinned version not loaded).
+    fn understand(
+        &self,
+        batch: &[(Locale, &str)],
+        versions: &Versions,
+    ) -> Result<Vec<Understanding>>;
 }
 
 /// Rounds a score to four decimals (batched inference differs in the last bits).
@@ -82,7 +90,7 @@ pub struct UnderstandingConfig {
     pub cache_capacity: usize,
     /// How often to look for new model versions and snapshots.
     pub reload_every: Duration,
-    /// The vector index behind retrieval.
+    /// The vector store behind retrieval (the in-process exact index by default).
     pub vector_backend: crate::retrieval::VectorBackend,
 }
 
@@ -124,23 +132,34 @@ pub struct ModelUnderstanding {
 
 impl ModelUnderstanding {
     /// Loads every configured model and the current knowledge-base snapshot.
-    pub fn load(config: UnderstandingConfig) -> Result<Self, String> {
-        let backend = LocalIntentBackend::load(config.intent_models.clone()).map_err(|e| format!("intent model: {e}"))?;
+    pub fn load(config: UnderstandingConfig) -> Result<Self> {
+        let backend = LocalIntentBackend::load(config.intent_models.clone())?;
         Self::with_backend(config, Arc::new(backend))
     }
 
     /// Classifies with `backend` (e.g. a model server; `config.intent_models` is not read) and
     /// loads the current knowledge-base snapshot.
-    pub fn with_backend(config: UnderstandingConfig, backend: Arc<dyn IntentBackend>) -> Result<Self, String> {
-        let snapshot = Snapshot::load_current(&config.knowledge_base).map_err(|e| {
-            format!("knowledge base at {}: {e} (load one with `switchboard kb load FILE`)", config.knowledge_base.display())
+    pub fn with_backend(
+        config: UnderstandingConfig,
+        backend: Arc<dyn IntentBackend>,
+    ) -> Result<Self> {
+        let snapshot = Snapshot::load_current(&config.knowledge_base).map_err(|source| {
+            Error::KnowledgeBase {
+                root: config.knowledge_base.clone(),
+                source,
+            }
         })?;
-        let watcher = SnapshotWatcher::with_loaded(config.knowledge_base.clone(), snapshot.version.clone());
-        let retriever = config.vector_backend.retriever(snapshot, config.retrieval).map_err(|e| e.to_string())?;
+        let watcher =
+            SnapshotWatcher::with_loaded(config.knowledge_base.clone(), snapshot.version.clone());
+        let retriever = config
+            .vector_backend
+            .retriever(snapshot, config.retrieval)?;
         let capacity = NonZeroUsize::new(config.cache_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(ModelUnderstanding {
             backend,
-            loaded: RwLock::new(Loaded { retrievers: vec![Arc::new(retriever)] }),
+            loaded: RwLock::new(Loaded {
+                retrievers: vec![Arc::new(retriever)],
+            }),
             watcher: Mutex::new((watcher, Instant::now())),
             cache: Mutex::new(LruCache::new(capacity)),
             config,
@@ -149,19 +168,28 @@ impl ModelUnderstanding {
 
     /// The newest loaded versions: (locale, model version) pairs and the snapshot version.
     pub fn versions(&self) -> (Vec<(Locale, String)>, String) {
-        let Ok(loaded) = self.loaded.read() else { return (Vec::new(), String::new()) };
+        let Ok(loaded) = self.loaded.read() else {
+            return (Vec::new(), String::new());
+        };
         let models = self.backend.versions();
-        let kb = loaded.retrievers.last().map(|r| r.snapshot().version.clone()).unwrap_or_default();
+        let kb = loaded
+            .retrievers
+            .last()
+            .map(|r| r.snapshot().version.clone())
+            .unwrap_or_default();
         (models, kb)
     }
 
     /// Resolves `versions` to loaded models and snapshot (newest where a component is not named).
-    fn pin(&self, versions: &Versions) -> Result<Pinned, String> {
-        let loaded = self.loaded.read().map_err(|_| "model lock poisoned".to_string())?;
+    fn pin(&self, versions: &Versions) -> Result<Pinned> {
+        let loaded = self.loaded.read().map_err(|_| Error::Poisoned("model"))?;
         // The backend checks that a named model version is still loaded when it classifies.
         let mut models = HashMap::new();
         for (locale, newest) in self.backend.versions() {
-            let version = versions.get(&model_component(locale)).cloned().unwrap_or(newest);
+            let version = versions
+                .get(&model_component(locale))
+                .cloned()
+                .unwrap_or(newest);
             models.insert(locale, version);
         }
         let retriever = match versions.get(KB_COMPONENT) {
@@ -169,23 +197,32 @@ impl ModelUnderstanding {
                 .retrievers
                 .iter()
                 .find(|r| r.snapshot().version == *wanted)
-                .ok_or_else(|| format!("knowledge-base snapshot {wanted} is no longer loaded"))?,
-            None => loaded.retrievers.last().ok_or_else(|| "no knowledge-base snapshot loaded".to_string())?,
+                .ok_or_else(|| Error::SnapshotGone(wanted.clone()))?,
+            None => loaded.retrievers.last().ok_or(Error::NoSnapshot)?,
         };
-        Ok(Pinned { models, retriever: retriever.clone() })
+        Ok(Pinned {
+            models,
+            retriever: retriever.clone(),
+        })
     }
 
     /// Looks for new model folders and snapshots (at most every `reload_every`) and loads them as
     /// the newest versions, keeping the previous ones for batches pinned to them. Failures keep
     /// the old versions and are logged.
     pub fn reload_if_changed(&self) {
-        let Ok(mut watcher) = self.watcher.lock() else { return };
+        let Ok(mut watcher) = self.watcher.lock() else {
+            return;
+        };
         if watcher.1.elapsed() < self.config.reload_every {
             return;
         }
         watcher.1 = Instant::now();
         match watcher.0.poll() {
-            Ok(Some(snapshot)) => match self.config.vector_backend.retriever(snapshot, self.config.retrieval) {
+            Ok(Some(snapshot)) => match self
+                .config
+                .vector_backend
+                .retriever(snapshot, self.config.retrieval)
+            {
                 Ok(r) => {
                     tracing::info!(version = %r.snapshot().version, "knowledge base snapshot loaded");
                     if let Ok(mut loaded) = self.loaded.write() {
@@ -200,15 +237,24 @@ impl ModelUnderstanding {
         self.backend.refresh();
     }
 
-    fn compute(&self, locale: Locale, pinned: &Pinned, texts: &[&str]) -> Result<Vec<Understanding>, String> {
+    fn compute(
+        &self,
+        locale: Locale,
+        pinned: &Pinned,
+        texts: &[&str],
+    ) -> Result<Vec<Understanding>> {
         let version = pinned
             .models
             .get(&locale)
-            .ok_or_else(|| format!("no intent model configured for locale {}", locale.as_str()))?;
+            .ok_or_else(|| Error::NoModel(locale.as_str()))?;
         let retriever = pinned.retriever.clone();
-        let classified = self.backend.classify(locale, texts, Some(version)).map_err(|e| e.to_string())?;
+        let classified = self.backend.classify(locale, texts, Some(version))?;
         if classified.len() != texts.len() {
-            return Err(format!("intent backend gave {} results for {} texts", classified.len(), texts.len()));
+            return Err(Error::BadAnswer(format!(
+                "intent backend gave {} results for {} texts",
+                classified.len(),
+                texts.len()
+            )));
         }
         let kb_version = retriever.snapshot().version.clone();
         Ok(texts
@@ -216,12 +262,17 @@ impl ModelUnderstanding {
             .zip(classified)
             .map(|(text, c)| {
                 let p = c.prediction;
-                let retrieved = retriever.retrieve(locale, Some(&p.label), text, &c.vector).map(|r| RetrievedAnswer {
-                    entry_id: r.entry.id.clone(),
-                    score: round_score(r.score),
-                    template: r.entry.answer.clone(),
-                    required_slots: r.entry.slots.clone(),
-                });
+                // A vector search that fails (a remote store unreachable) is logged and finds
+                // nothing, so the turn is answered with a clarifying question rather than
+                // failing the batch (`Retriever::try_retrieve` would surface the error).
+                let retrieved = retriever
+                    .retrieve(locale, Some(&p.label), text, &c.vector)
+                    .map(|r| RetrievedAnswer {
+                        entry_id: r.entry.id.clone(),
+                        score: round_score(r.score),
+                        template: r.entry.answer.clone(),
+                        required_slots: r.entry.slots.clone(),
+                    });
                 Understanding {
                     intent: p.label,
                     confidence: round_score(p.confidence),
@@ -238,12 +289,19 @@ impl Understand for ModelUnderstanding {
     fn available_versions(&self) -> Versions {
         self.reload_if_changed();
         let (models, kb) = self.versions();
-        let mut versions: Versions = models.into_iter().map(|(l, v)| (model_component(l), v)).collect();
+        let mut versions: Versions = models
+            .into_iter()
+            .map(|(l, v)| (model_component(l), v))
+            .collect();
         versions.insert(KB_COMPONENT.to_string(), kb);
         versions
     }
 
-    fn understand(&self, batch: &[(Locale, &str)], versions: &Versions) -> Result<Vec<Understanding>, String> {
+    fn understand(
+        &self,
+        batch: &[(Locale, &str)],
+        versions: &Versions,
+    ) -> Result<Vec<Understanding>> {
         let pinned = self.pin(versions)?;
         let kb_version = pinned.retriever.snapshot().version.clone();
         let cache_key = |locale: Locale, text: String| -> CacheKey {
@@ -253,7 +311,7 @@ impl Understand for ModelUnderstanding {
         let mut out: Vec<Option<Understanding>> = vec![None; batch.len()];
         let mut misses: HashMap<Locale, Vec<(usize, String)>> = HashMap::new();
         {
-            let mut cache = self.cache.lock().map_err(|_| "cache lock poisoned".to_string())?;
+            let mut cache = self.cache.lock().map_err(|_| Error::Poisoned("cache"))?;
             for (i, (locale, text)) in batch.iter().enumerate() {
                 let normalized = crate::intent::normalize_text(text);
                 match cache.get(&cache_key(*locale, normalized.clone())) {
@@ -271,8 +329,9 @@ impl Understand for ModelUnderstanding {
             unique.sort_unstable();
             unique.dedup();
             let results = self.compute(locale, &pinned, &unique)?;
-            let by_text: HashMap<&str, &Understanding> = unique.iter().copied().zip(results.iter()).collect();
-            let mut cache = self.cache.lock().map_err(|_| "cache lock poisoned".to_string())?;
+            let by_text: HashMap<&str, &Understanding> =
+                unique.iter().copied().zip(results.iter()).collect();
+            let mut cache = self.cache.lock().map_err(|_| Error::Poisoned("cache"))?;
             for (i, key) in items {
                 if let Some(u) = by_text.get(key.as_str()) {
                     out[*i] = Some((*u).clone());
@@ -282,7 +341,7 @@ impl Understand for ModelUnderstanding {
         }
         out.into_iter()
             .enumerate()
-            .map(|(i, u)| u.ok_or_else(|| format!("turn {i} was not understood")))
+            .map(|(i, u)| u.ok_or_else(|| Error::BadAnswer(format!("turn {i} was not understood"))))
             .collect()
     }
 }

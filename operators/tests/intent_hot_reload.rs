@@ -93,7 +93,7 @@ fn publish(from: &Path, to: &Path) {
 #[derive(Debug)]
 struct Round {
     pinned: String,
-    results: Result<Vec<Understanding>, String>,
+    results: Result<Vec<Understanding>, switchboard_operators::Error>,
     asked: usize,
 }
 

@@ -1,6 +1,14 @@
-//! Recording Kafka traffic, and the golden-file side of the deterministic test runner
-//! (comparison, readable diffs, blessing). The runs themselves — backfill and deterministic
-//! test — execute the graph in `topology`, which calls into this crate.
+//! The daily jobs on recorded and historical traffic: `switchboard record` ([`record`]: a topic
+//! range into a recording file), `switchboard replay` ([`backfill`]: a range of `user.said`
+//! through the graph into the sinks, on record time) and `switchboard test` ([`deterministic`]:
+//! a recording through the graph in process, compared with its golden file, [`golden`]).
 
+#![deny(missing_docs)]
+
+pub mod backfill;
+pub mod deterministic;
+mod error;
 pub mod golden;
 pub mod record;
+
+pub use error::{Error, Result};

@@ -1,28 +1,12 @@
 //! `switchboard record`: capture an offset or time range of a topic into a recording file.
 
+use crate::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use switchboard_schemas::settings::KafkaSettings;
 use switchboard_sources::kafka::{EndPosition, KafkaSource, StartPosition};
-use switchboard_sources::recording::format_line;
-
-/// Recording failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// The broker refused or is unreachable.
-    #[error(transparent)]
-    Source(#[from] switchboard_sources::Error),
-    /// The output file could not be written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-}
+use switchboard_sources::recording::RecordingWriter;
 
 /// Copies `topic` from `start` to `end` (default: the high watermark at start) into `out`,
 /// one line per record, partitions interleaved by timestamp order of arrival. Returns the
@@ -34,7 +18,7 @@ pub fn record(
     end: Option<&EndPosition>,
     out: &Path,
     progress: bool,
-) -> Result<u64, RecordError> {
+) -> Result<u64> {
     let end = end.cloned().unwrap_or(EndPosition::HighWatermark);
     let group = format!("switchboard-record-{}", std::process::id());
     let mut source = KafkaSource::open(settings, &group, topic, 0, 1, start, Some(&end))?;
@@ -44,10 +28,7 @@ pub fn record(
         ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let name = out.display().to_string();
-    let io = |source| RecordError::Io { path: name.clone(), source };
-    let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
-    let mut written = 0u64;
+    let mut file = RecordingWriter::create(out)?;
     let mut idle_polls = 0;
     while !source.finished() {
         let batch = source.poll_batch(1000, Duration::from_millis(500))?;
@@ -63,12 +44,11 @@ pub fn record(
         }
         idle_polls = 0;
         for record in &batch {
-            writeln!(file, "{}", format_line(record)).map_err(io)?;
+            file.write(record)?;
         }
-        written += batch.len() as u64;
         bar.inc(batch.len() as u64);
     }
-    file.flush().map_err(io)?;
+    let written = file.finish()?;
     bar.finish();
     Ok(written)
 }

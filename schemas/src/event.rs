@@ -174,6 +174,49 @@ impl Locale {
             Locale::En => "en",
         }
     }
+
+    /// Parses a locale name: the wire names `zh-CN` and `en`, and `zh` as a short form of
+    /// `zh-CN`. Exact spelling: case-sensitive, no surrounding whitespace. `None` for
+    /// anything else; [`str::parse`] gives a [`ParseLocaleError`] naming the value instead.
+    ///
+    /// ```
+    /// use switchboard_schemas::Locale;
+    /// assert_eq!(Locale::parse("zh"), Some(Locale::ZhCn));
+    /// assert_eq!("en".parse::<Locale>(), Ok(Locale::En));
+    /// assert_eq!(Locale::parse("fr"), None);
+    /// ```
+    pub fn parse(name: &str) -> Option<Locale> {
+        match name {
+            "zh-CN" | "zh" => Some(Locale::ZhCn),
+            "en" => Some(Locale::En),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Locale {
+    type Err = ParseLocaleError;
+
+    /// See [`Locale::parse`].
+    fn from_str(name: &str) -> Result<Locale, ParseLocaleError> {
+        Locale::parse(name).ok_or_else(|| ParseLocaleError {
+            value: name.to_owned(),
+        })
+    }
+}
+
+/// A locale name that [`Locale::parse`] does not know; names the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown locale `{value}` (expected zh-CN, zh or en)")]
+pub struct ParseLocaleError {
+    value: String,
+}
+
+impl ParseLocaleError {
+    /// The value that is not a locale name, as given.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
 }
 
 /// A user's utterance, as accepted by a gateway.
@@ -321,4 +364,32 @@ pub struct DeadLetter {
     pub offset: i64,
     /// The record's value, lossily decoded and PII-masked, truncated.
     pub payload: String,
+}
+
+#[cfg(test)]
+mod locale_tests {
+    use super::{Locale, ParseLocaleError};
+
+    #[test]
+    fn parses_exactly_the_known_spellings() {
+        assert_eq!(Locale::parse("zh-CN"), Some(Locale::ZhCn));
+        assert_eq!(Locale::parse("zh"), Some(Locale::ZhCn));
+        assert_eq!(Locale::parse("en"), Some(Locale::En));
+        for bad in ["", "zh-cn", "ZH", "EN", " en", "en ", "zh_CN", "fr"] {
+            assert_eq!(Locale::parse(bad), None, "{bad:?}");
+        }
+        for locale in [Locale::ZhCn, Locale::En] {
+            assert_eq!(locale.as_str().parse::<Locale>(), Ok(locale));
+        }
+    }
+
+    #[test]
+    fn the_error_names_the_value() {
+        let err: ParseLocaleError = "fr-FR".parse::<Locale>().unwrap_err();
+        assert_eq!(err.value(), "fr-FR");
+        assert_eq!(
+            err.to_string(),
+            "unknown locale `fr-FR` (expected zh-CN, zh or en)"
+        );
+    }
 }

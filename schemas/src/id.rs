@@ -38,6 +38,11 @@ impl EventId {
         EventId(uuid::Uuid::from_bytes(bytes))
     }
 
+    /// The id with these 16 raw bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        EventId(uuid::Uuid::from_bytes(bytes))
+    }
+
     /// The 16 raw bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()

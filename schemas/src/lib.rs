@@ -19,10 +19,16 @@
 //! assert!(decode(br#"{"kind":"nope"}"#).is_err());
 //! ```
 
+#![deny(missing_docs)]
+
+pub mod aggregates;
+pub mod clarify;
 mod codec;
 mod error;
 mod event;
 mod id;
+mod record;
+pub mod session;
 pub mod settings;
 pub mod topics;
 
@@ -30,3 +36,4 @@ pub use codec::{decode, decode_str, encode, MAX_EVENT_BYTES, MAX_TEXT_CHARS};
 pub use error::DecodeError;
 pub use event::*;
 pub use id::EventId;
+pub use record::SourceRecord;

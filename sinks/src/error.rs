@@ -22,6 +22,22 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A value could not be encoded for writing.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// Why not.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether the failure can pass by itself (an unreachable or overloaded server): worth
+    /// retrying. A file that cannot be written or a value that cannot be encoded never will.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::ClickHouse { .. } | Error::Kafka(_))
+    }
 }
 
 /// `Result` with the sinks' [`Error`].

@@ -5,6 +5,9 @@
 //! Both hand out [`SourceRecord`]s; which partitions a worker owns is decided by
 //! [`owns_partition`], the same rule for Kafka and for recordings.
 
+#![deny(missing_docs)]
+
+pub mod access;
 pub mod admin;
 mod error;
 pub mod kafka;
@@ -12,22 +15,7 @@ pub mod recording;
 
 pub use error::{Error, Result};
 
-/// One Kafka record as the topology sees it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SourceRecord {
-    /// The topic it came from.
-    pub topic: String,
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset in the partition.
-    pub offset: i64,
-    /// The broker or producer timestamp, milliseconds since the epoch.
-    pub timestamp_ms: i64,
-    /// The key (dialogue_id for `user.said`), if any.
-    pub key: Option<String>,
-    /// The raw value bytes.
-    pub value: Vec<u8>,
-}
+pub use switchboard_schemas::SourceRecord;
 
 /// Whether the worker `worker_index` of `peers` workers owns `partition`: partitions are dealt
 /// round-robin, so with 8 partitions and 2 processes × 2 workers each worker owns two, and

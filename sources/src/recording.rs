@@ -10,28 +10,9 @@ use serde_json::value::RawValue;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-/// A recording line could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordingError {
-    /// The file could not be opened or read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A line is not a valid record.
-    #[error("{path}:{line}: {message}")]
-    BadLine {
-        /// The file.
-        path: String,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-}
+/// The errors of reading and writing recordings: the crate's [`Error`](crate::Error) (its
+/// `Io` and `BadLine` variants).
+pub type RecordingError = crate::Error;
 
 #[derive(Serialize, Deserialize)]
 struct Line<'a> {
@@ -100,18 +81,47 @@ pub fn format_line(record: &SourceRecord) -> String {
 /// Reads a whole recording. Blank lines are skipped; any bad line is an error naming it.
 pub fn read_recording(path: &Path) -> Result<Vec<SourceRecord>, RecordingError> {
     let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| RecordingError::Io { path: name.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| crate::Error::Io { path: name.clone(), source })?;
     let mut records = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| RecordingError::Io { path: name.clone(), source })?;
+        let line = line.map_err(|source| crate::Error::Io { path: name.clone(), source })?;
         if line.trim().is_empty() {
             continue;
         }
         let record = parse_line(&line)
-            .map_err(|message| RecordingError::BadLine { path: name.clone(), line: i + 1, message })?;
+            .map_err(|message| crate::Error::BadLine { path: name.clone(), line: i + 1, message })?;
         records.push(record);
     }
     Ok(records)
+}
+
+/// Writes a recording file one record at a time (`switchboard record` streams through it).
+pub struct RecordingWriter {
+    name: String,
+    out: std::io::BufWriter<std::fs::File>,
+    written: u64,
+}
+
+impl RecordingWriter {
+    /// Creates (or truncates) the file at `path`.
+    pub fn create(path: &Path) -> Result<Self, RecordingError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::create(path).map_err(|source| crate::Error::Io { path: name.clone(), source })?;
+        Ok(RecordingWriter { name, out: std::io::BufWriter::new(file), written: 0 })
+    }
+
+    /// Appends one record as one line.
+    pub fn write(&mut self, record: &SourceRecord) -> Result<(), RecordingError> {
+        writeln!(self.out, "{}", format_line(record)).map_err(|source| crate::Error::Io { path: self.name.clone(), source })?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Flushes the file and returns how many records were written.
+    pub fn finish(mut self) -> Result<u64, RecordingError> {
+        self.out.flush().map_err(|source| crate::Error::Io { path: self.name.clone(), source })?;
+        Ok(self.written)
+    }
 }
 
 /// Writes records to a recording file.
@@ -119,13 +129,11 @@ pub fn write_recording<'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a SourceRecord>,
 ) -> Result<(), RecordingError> {
-    let name = path.display().to_string();
-    let io = |source| RecordingError::Io { path: name.clone(), source };
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    let mut writer = RecordingWriter::create(path)?;
     for r in records {
-        writeln!(out, "{}", format_line(r)).map_err(io)?;
+        writer.write(r)?;
     }
-    out.flush().map_err(io)
+    writer.finish().map(|_| ())
 }
 
 /// The records a worker replays, in the order the broker would hand them out per partition:

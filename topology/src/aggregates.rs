@@ -11,9 +11,8 @@
 //! the epochs redone after a crash count again. The console's history and totals come from the
 //! events in ClickHouse, which are exactly once; these counts are its live view.
 
-use crate::graph::Time;
+use crate::time::Time;
 use differential_dataflow::collection::AsCollection;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use switchboard_schemas::{Event, EventBody};
@@ -40,18 +39,7 @@ pub fn keys_of(event: &Event) -> Vec<AggregateKey> {
     }
 }
 
-/// One row of the served view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AggregateRow {
-    /// Minute since the Unix epoch (UTC).
-    pub minute: i64,
-    /// `turns`, `intent`, `handoff` or `dead_letter`.
-    pub metric: String,
-    /// The intent or handoff reason; empty for `turns` and `dead_letter`.
-    pub label: String,
-    /// Events counted.
-    pub count: i64,
-}
+pub use switchboard_schemas::aggregates::AggregateRow;
 
 /// The current counts of this process, fed by the dataflow's count changes.
 #[derive(Debug, Default)]
@@ -102,28 +90,35 @@ impl LiveAggregates {
     }
 }
 
-/// Counts the keys of `events` per minute and feeds the changes to `live`.
-pub fn aggregate_stage<'s>(events: Stream<'s, Time, Vec<Event>>, live: Arc<LiveAggregates>) {
-    events
-        .unary(Pipeline, "AggregateKeys", |_cap, _info| {
-            move |input, output| {
-                input.for_each(|cap, events| {
-                    let Some(cap) = cap.retain_least(0) else { return };
-                    let time = *cap.time();
-                    let mut session = output.session(&cap);
-                    for event in events.iter() {
-                        session.give_iterator(keys_of(event).into_iter().map(|key| (key, time, 1isize)));
-                    }
-                });
-            }
-        })
-        .container::<Vec<(AggregateKey, Time, isize)>>()
-        .as_collection()
-        .count()
-        .inner
-        .inspect(move |((key, count), _time, diff): &((AggregateKey, isize), Time, isize)| {
-            live.apply(key.clone(), *count, *diff)
-        });
+/// Live counts on a stream of output events.
+pub trait AggregateStream<'s> {
+    /// Counts the keys of `events` per minute and feeds the changes to `live`.
+    fn aggregate(&self, live: Arc<LiveAggregates>);
+}
+
+impl<'s> AggregateStream<'s> for Stream<'s, Time, Vec<Event>> {
+    fn aggregate(&self, live: Arc<LiveAggregates>) {
+        self.clone()
+            .unary(Pipeline, "AggregateKeys", |_cap, _info| {
+                move |input, output| {
+                    input.for_each(|cap, events| {
+                        let Some(cap) = cap.retain_least(0) else { return };
+                        let time = *cap.time();
+                        let mut session = output.session(&cap);
+                        for event in events.iter() {
+                            session.give_iterator(keys_of(event).into_iter().map(|key| (key, time, 1isize)));
+                        }
+                    });
+                }
+            })
+            .container::<Vec<(AggregateKey, Time, isize)>>()
+            .as_collection()
+            .count()
+            .inner
+            .inspect(move |((key, count), _time, diff): &((AggregateKey, isize), Time, isize)| {
+                live.apply(key.clone(), *count, *diff)
+            });
+    }
 }
 
 #[cfg(test)]

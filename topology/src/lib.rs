@@ -1,33 +1,30 @@
-//! The Switchboard dataflow graph and the `switchboard` command-line interface that runs it.
+//! The Switchboard dataflow graph and its runners.
 //!
-//! - [`graph`]: the timely graph (understand → session → sinks) and its frontier-driven commit.
-//! - [`run`]: running it on Kafka (`run`, `submit`, `replay`).
-//! - [`deterministic`]: running it on a recording with virtual time (`test`).
+//! - [`graph`]: the graph (analyse → session → sinks), built from the operators in
+//!   [`operators`], one per file, each an extension trait on timely's `Stream`; a probe behind
+//!   the sinks tells which epochs are durable (frontier-driven commit).
+//! - [`versions`]: the model and knowledge-base versions as a differential collection, joined
+//!   as of each epoch; [`aggregates`]: live per-minute counts.
+//! - [`runner`]: the live runner on Kafka ([`runner::live`], like timely's `execute`) and the
+//!   recorded runner in process ([`runner::recorded`], like `execute_directly`).
+//! - [`testing`]: a deterministic keyword understanding, so the graph can be tested without a
+//!   broker, ClickHouse or model files.
+//!
+//! The graph knows no service: it reads [`SourceRecord`](switchboard_schemas::SourceRecord)s
+//! and writes through an [`EventSink`](switchboard_sinks::EventSink).
 
-pub mod cli_time;
-pub mod commands;
-pub mod config;
-pub mod decode;
-pub mod deterministic;
-pub mod doctor;
-pub mod graph;
-pub mod kafka_access;
-pub mod live_sink;
-pub mod metrics;
-pub mod model_server;
-pub mod run;
-pub mod stage;
-pub mod versions;
+#![deny(missing_docs)]
+
 pub mod aggregates;
+mod error;
+pub mod graph;
+pub mod metrics;
+pub mod operators;
+pub mod runner;
+pub mod testing;
+pub mod time;
+pub mod versions;
 
-/// Marks an error as bad usage or bad input: the binary exits with status 2 for it.
-#[derive(Debug)]
-pub struct BadInput(pub String);
-
-impl std::fmt::Display for BadInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadInput {}
+pub use error::{Error, Result};
+pub use graph::{build, Failure, GraphConfig, Output};
+pub use time::{Clock, Time};

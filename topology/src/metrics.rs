@@ -111,41 +111,8 @@ impl Metrics {
     }
 }
 
-/// The `since` minute of a `GET /aggregates?since=MINUTE` request (0 when absent or invalid).
-fn aggregates_since(request: &str) -> i64 {
-    let path = request.split_whitespace().nth(1).unwrap_or("");
-    path.split_once("since=")
-        .and_then(|(_, rest)| rest.split('&').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Serves `/metrics` (Prometheus text) and `/aggregates` (the live per-minute counts as JSON,
-/// `?since=MINUTE` to limit them) on `listen` until the process ends.
-pub async fn serve(listen: std::net::SocketAddr, metrics: std::sync::Arc<Metrics>) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "metrics at /metrics");
-    loop {
-        let (mut socket, _) = listener.accept().await?;
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = socket.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, content_type, body) = if request.starts_with("GET /metrics") {
-                ("200 OK", "text/plain; version=0.0.4", metrics.render())
-            } else if request.starts_with("GET /aggregates") {
-                let since = aggregates_since(&request);
-                ("200 OK", "application/json", metrics.live_aggregates().to_json(since))
-            } else {
-                ("404 Not Found", "text/plain", "not found\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        });
+impl switchboard_sinks::FlushObserver for Metrics {
+    fn flushed(&self, events: &[Event], took: Duration) {
+        self.record_flush(events, took);
     }
 }

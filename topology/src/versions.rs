@@ -10,7 +10,7 @@
 //! it keep their versions and every turn after it, on every worker, gets the new ones, without
 //! a restart.
 
-use crate::graph::Time;
+use crate::time::Time;
 use differential_dataflow::collection::{AsCollection, VecCollection};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,39 +39,43 @@ pub fn version_diffs(old: &Versions, new: &Versions) -> Vec<(VersionRecord, isiz
     diffs
 }
 
-/// The versions collection, driven by the progress of `clock` (any stream of the graph's input):
-/// worker 0 polls the understanding whenever the frontier of `clock` moves and emits the changes
-/// at that frontier; all workers receive them.
-pub fn versions_collection<'s, D: Clone + 'static>(
-    clock: Stream<'s, Time, Vec<D>>,
-    understand: Arc<dyn Understand>,
-) -> VecCollection<'s, Time, VersionRecord, isize> {
-    let is_first_worker = clock.scope().index() == 0;
-    clock
-        .unary_frontier(Pipeline, "Versions", move |cap, _info| {
-            // Only worker 0 decides versions; the others hold no capability and emit nothing.
-            let mut held = if is_first_worker { Some(cap) } else { None };
-            let mut emitted = Versions::new();
-            move |(input, frontier), output| {
-                input.for_each(|_, _| {});
-                let Some(cap) = held.as_mut() else { return };
-                let current = understand.available_versions();
-                let diffs = version_diffs(&emitted, &current);
-                if !diffs.is_empty() {
-                    let at = *cap.time();
-                    output.session(&*cap).give_iterator(diffs.into_iter().map(|(record, diff)| (record, at, diff)));
-                    emitted = current;
+/// The versions collection on any stream of the graph's input.
+pub trait VersionsStream<'s> {
+    /// The versions collection, driven by the progress of this stream: worker 0 polls the
+    /// understanding whenever the stream's frontier moves and emits the changes at that
+    /// frontier; all workers receive them.
+    fn versions(&self, understand: Arc<dyn Understand>) -> VecCollection<'s, Time, VersionRecord, isize>;
+}
+
+impl<'s, D: Clone + 'static> VersionsStream<'s> for Stream<'s, Time, Vec<D>> {
+    fn versions(&self, understand: Arc<dyn Understand>) -> VecCollection<'s, Time, VersionRecord, isize> {
+        let is_first_worker = self.scope().index() == 0;
+        self.clone()
+            .unary_frontier(Pipeline, "Versions", move |cap, _info| {
+                // Only worker 0 decides versions; the others hold no capability and emit nothing.
+                let mut held = if is_first_worker { Some(cap) } else { None };
+                let mut emitted = Versions::new();
+                move |(input, frontier), output| {
+                    input.for_each(|_, _| {});
+                    let Some(cap) = held.as_mut() else { return };
+                    let current = understand.available_versions();
+                    let diffs = version_diffs(&emitted, &current);
+                    if !diffs.is_empty() {
+                        let at = *cap.time();
+                        output.session(&*cap).give_iterator(diffs.into_iter().map(|(record, diff)| (record, at, diff)));
+                        emitted = current;
+                    }
+                    match frontier.frontier().iter().min().copied() {
+                        Some(low) if *cap.time() < low => cap.downgrade(&low),
+                        Some(_) => {}
+                        None => held = None,
+                    }
                 }
-                match frontier.frontier().iter().min().copied() {
-                    Some(low) if *cap.time() < low => cap.downgrade(&low),
-                    Some(_) => {}
-                    None => held = None,
-                }
-            }
-        })
-        .container::<Vec<(VersionRecord, Time, isize)>>()
-        .broadcast()
-        .as_collection()
+            })
+            .container::<Vec<(VersionRecord, Time, isize)>>()
+            .broadcast()
+            .as_collection()
+    }
 }
 
 /// The versions collection as of a time: accumulates the collection's updates and answers, for a

@@ -22,40 +22,20 @@
 //! A folder that changes while it is being loaded is not swapped in (the stamps of both files
 //! are compared before and after the load); the next check tries again.
 
-use super::classifier::{IntentModel, Prediction, HEAD_FILE, META_FILE};
+use super::model::{IntentModel, Prediction, HEAD_FILE, META_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 use switchboard_schemas::Locale;
 
-/// Why a backend could not classify a batch.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    /// No model is configured (or served) for the locale.
-    #[error("no intent model configured for locale {0}")]
-    NoModel(&'static str),
-    /// The model failed (tokenizer, tensor, …).
-    #[error("intent model: {0}")]
-    Model(#[from] crate::Error),
-    /// A remote backend could not be reached or refused the request.
-    #[error("intent backend unavailable: {0}")]
-    Unavailable(String),
-    /// A remote backend answered something malformed (wrong count, empty version, …).
-    #[error("intent backend answered badly: {0}")]
-    BadAnswer(String),
-    /// The asked-for model version is not (or no longer) loaded.
-    #[error("intent model version {version} for {locale} is not loaded")]
-    VersionGone {
-        /// The locale.
-        locale: &'static str,
-        /// The version asked for.
-        version: String,
-    },
-    /// A lock was poisoned by a panic elsewhere.
-    #[error("intent backend lock poisoned")]
-    Poisoned,
-}
+/// Why a backend could not classify a batch: the crate's [`Error`](crate::Error), whose
+/// variants [`NoModel`](crate::Error::NoModel), [`Unavailable`](crate::Error::Unavailable),
+/// [`BadAnswer`](crate::Error::BadAnswer), [`VersionGone`](crate::Error::VersionGone) and
+/// [`Poisoned`](crate::Error::Poisoned) are the backends' own (a model's failure is the model's
+/// error itself). The name stays so that backends written against it keep compiling
+/// (`BackendError::Unavailable(…)` is `Error::Unavailable(…)`).
+pub type BackendError = crate::Error;
 
 /// One classified text.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +135,10 @@ impl LocalIntentBackend {
         locale: Locale,
         version: Option<&str>,
     ) -> Result<Arc<IntentModel>, BackendError> {
-        let models = self.models.read().map_err(|_| BackendError::Poisoned)?;
+        let models = self
+            .models
+            .read()
+            .map_err(|_| BackendError::Poisoned("intent backend"))?;
         let loaded = models
             .get(&locale)
             .ok_or(BackendError::NoModel(locale.as_str()))?;

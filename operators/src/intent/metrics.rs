@@ -1,7 +1,7 @@
 //! Classification metrics: accuracy, per-label precision/recall/F1, macro-F1, and the
 //! accuracy/coverage trade-off of a confidence threshold (the hand-off threshold).
 
-use super::classifier::Prediction;
+use super::model::Prediction;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,17 +1,29 @@
 //! Intent recognition: sentence encoders (candle BERT) and the classifier on top of them.
+//!
+//! * Inference: [`encoder`] (sentence embeddings), [`IntentModel`] (a trained head over an
+//!   encoder, with a prediction cache) and [`backend`] (where inference runs, with hot reload).
+//! * Training: [`train`] and its variants, and the scoring of models ([`cross_validate`],
+//!   [`evaluate`], [`metrics`]) on the labelled examples of [`data`].
+//!
+//! [`classifier`] keeps the historical paths of all of them.
 
 pub mod backend;
 pub mod classifier;
 pub mod data;
 pub mod encoder;
+mod eval;
+mod fit;
 mod head;
 pub mod metrics;
+mod model;
 pub mod packed;
+mod train;
 
-pub use classifier::{
-    cross_validate, evaluate, train, train_on_embeddings, train_with_encoder, CacheStats, IntentModel,
-    ModelMeta, Prediction, TrainOptions, TrainReport,
-};
 pub use data::{load_examples, normalize_text, Example};
 pub use encoder::{resolve_model_dir, Encoder, ForwardPass};
-pub use metrics::{pick_threshold, threshold_curve, threshold_point, EvalReport, LabelStats, ThresholdPoint};
+pub use eval::{cross_validate, evaluate};
+pub use metrics::{
+    pick_threshold, threshold_curve, threshold_point, EvalReport, LabelStats, ThresholdPoint,
+};
+pub use model::{CacheStats, IntentModel, ModelMeta, Prediction};
+pub use train::{train, train_on_embeddings, train_with_encoder, training_version, TrainOptions, TrainReport};

@@ -1,9 +1,11 @@
 //! Vector search over question embeddings.
 //!
-//! [`VectorIndex`] is the backend-neutral interface (object-safe, synchronous); [`ExactIndex`]
-//! is the in-process exact implementation: cosine similarity as the dot product of
+//! [`VectorIndex`] is the backend-neutral interface (object-safe, synchronous; a search that
+//! fails, e.g. on a remote store that cannot be reached, says so with a [`VectorStoreError`]);
+//! [`ExactIndex`] is the in-process exact implementation: cosine similarity as the dot product of
 //! L2-normalised vectors, over contiguous `f32` storage partitioned by (locale, intent), so an
-//! intent filter only touches that intent's rows.
+//! intent filter only touches that intent's rows. Other implementations (the Qdrant index of the
+//! `switchboard-connectors` crate) live outside this crate.
 //!
 //! Results are per entry: an entry's score is the best score of its questions. Hits are ordered
 //! by score (descending), ties broken by entry index then question index (ascending), so a
@@ -56,11 +58,33 @@ pub struct Hit {
 
 /// A nearest-neighbour index over question vectors.
 pub trait VectorIndex: Send + Sync {
-    /// The best `k` entries matching `filter`, best first, one hit per entry (its best question).
+    /// The best `k` entries matching `filter`, best first, one hit per entry (its best question),
+    /// or why the search could not be run (a remote store unreachable, a timeout, a missing
+    /// collection).
     ///
-    /// Ties are broken by entry index, then question index. Returns nothing when `k` is 0,
-    /// when the query's width is not the locale's, or when the query holds non-finite values.
-    fn search(&self, query: &[f32], filter: &Filter, k: usize) -> Vec<Hit>;
+    /// Ties are broken by entry index, then question index. Returns no hit (and no error) when
+    /// `k` is 0, when the query's width is not the locale's, or when the query holds non-finite
+    /// values.
+    fn try_search(
+        &self,
+        query: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Hit>, VectorStoreError>;
+
+    /// [`try_search`](Self::try_search), with a failure logged (`tracing`) and answered with no
+    /// hit.
+    fn search(&self, query: &[f32], filter: &Filter, k: usize) -> Vec<Hit> {
+        self.try_search(query, filter, k).unwrap_or_else(|error| {
+            tracing::error!(
+                %error,
+                locale = filter.locale.as_str(),
+                intent = filter.intent.as_deref().unwrap_or(""),
+                "vector search failed; returning no hit"
+            );
+            Vec::new()
+        })
+    }
 
     /// Number of vectors held.
     fn len(&self) -> usize;
@@ -99,6 +123,44 @@ pub enum IndexError {
     /// A snapshot's vectors do not match its entries.
     #[error("inconsistent snapshot: {0}")]
     Inconsistent(String),
+}
+
+/// Why a vector store (an index outside this process, such as Qdrant) could not search or take
+/// a snapshot's vectors.
+#[derive(Debug, thiserror::Error)]
+#[error("{store}: {source}")]
+pub struct VectorStoreError {
+    store: String,
+    transient: bool,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl VectorStoreError {
+    /// A failure of the store named `store` (e.g. `qdrant`; the message starts with it).
+    /// `transient`: whether trying again later may succeed (the store unreachable, a timeout),
+    /// as opposed to a request that cannot succeed (a bad configuration, mismatched data).
+    pub fn new(
+        store: impl Into<String>,
+        transient: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> VectorStoreError {
+        VectorStoreError {
+            store: store.into(),
+            transient,
+            source: source.into(),
+        }
+    }
+
+    /// The store's name.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
 }
 
 /// The rows of one (locale, intent).
@@ -304,6 +366,16 @@ impl ExactIndex {
 }
 
 impl VectorIndex for ExactIndex {
+    /// Never fails: see [`search`](VectorIndex::search).
+    fn try_search(
+        &self,
+        query: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Hit>, VectorStoreError> {
+        Ok(self.search(query, filter, k))
+    }
+
     fn search(&self, query: &[f32], filter: &Filter, k: usize) -> Vec<Hit> {
         if k == 0
             || self.dims.get(&filter.locale) != Some(&query.len())

@@ -1,0 +1,275 @@
+//! The CLI's commands, as library functions (the binary only parses arguments).
+
+use crate::config::TopologyConfig;
+use crate::BadInput;
+use anyhow::{anyhow, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_operators::intent::{self, IntentModel, TrainOptions};
+use switchboard_connectors::qdrant::QdrantIndex;
+use switchboard_operators::retrieval::{kb, RetrieverConfig, Snapshot, VectorBackend};
+use switchboard_operators::understand::{ModelUnderstanding, UnderstandingConfig};
+use switchboard_replay::backfill::{BackfillOptions, Range};
+use switchboard_replay::deterministic::Outcome;
+use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
+use switchboard_schemas::Locale;
+use switchboard_sinks::live::LiveTargets;
+use switchboard_sources::kafka::StartPosition;
+use switchboard_topology::metrics::Metrics;
+use switchboard_topology::runner::live::{self, Layout, RunOptions, RunReport};
+use switchboard_topology::{Clock, GraphConfig};
+
+fn locale_of(name: &str) -> Result<Locale> {
+    Locale::parse(name)
+        .ok_or_else(|| anyhow!(BadInput(format!("unknown locale `{name}` in the configuration (zh-CN or en)"))))
+}
+
+/// The vector index named by the configuration's `vector_backend`.
+pub fn vector_backend(name: &str) -> Result<VectorBackend> {
+    match name {
+        "exact" | "" => Ok(VectorBackend::exact()),
+        "qdrant" => match QdrantIndex::from_env() {
+            Ok(Some(index)) => Ok(VectorBackend::from(index)),
+            Ok(None) => Err(anyhow!(BadInput("vector_backend: qdrant needs QDRANT_URL (e.g. http://127.0.0.1:6334)".into()))),
+            Err(e) => Err(anyhow!("cannot reach Qdrant for vector_backend: qdrant: {}", switchboard_operators::Error::from(e))),
+        },
+        other => Err(anyhow!(BadInput(format!("unknown vector_backend `{other}` in the configuration (exact or qdrant)")))),
+    }
+}
+
+/// Loads the intent models and knowledge base the configuration names.
+pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstanding>> {
+    let mut intent_models = HashMap::new();
+    for (locale, dir) in &config.intent_models {
+        intent_models.insert(locale_of(locale)?, dir.clone());
+    }
+    let locales: Vec<Locale> = intent_models.keys().copied().collect();
+    let understanding_config = UnderstandingConfig {
+        intent_models,
+        knowledge_base: config.knowledge_base.clone(),
+        retrieval: RetrieverConfig {
+            threshold: config.retrieval_threshold.resolve().map_err(|e| anyhow!(BadInput(e)))?,
+            ..RetrieverConfig::default()
+        },
+        cache_capacity: 10_000,
+        reload_every: Duration::from_secs(2),
+        vector_backend: vector_backend(&config.vector_backend)?,
+    };
+    let understanding = match &config.model_server {
+        // Classify (and embed for retrieval) on the model server; caches and retrieval stay here.
+        Some(server) => {
+            let backend = switchboard_connectors::model_server::client::RemoteIntentBackend::connect(server, locales)?;
+            ModelUnderstanding::with_backend(understanding_config, Arc::new(backend))
+        }
+        None => ModelUnderstanding::load(understanding_config),
+    }
+    .map_err(|e| anyhow!("{e} (deploy/dev/prepare.sh trains the demo models and loads the demo knowledge base)"))?;
+    let (models, kb) = understanding.versions();
+    tracing::info!(?models, kb = %kb, "models and knowledge base loaded");
+    Ok(Arc::new(understanding))
+}
+
+/// `switchboard model serve`: the configuration's intent models over gRPC until SIGTERM.
+pub fn model_serve(
+    listen: std::net::SocketAddr,
+    tls_dir: Option<PathBuf>,
+    config_path: Option<&Path>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<()> {
+    use switchboard_connectors::model_server::{server, tls};
+    let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
+    if let Some(dir) = &tls_dir {
+        for name in [tls::CA_FILE, tls::SERVER_CERT_FILE, tls::SERVER_KEY_FILE] {
+            if !dir.join(name).is_file() {
+                return Err(anyhow!(BadInput(format!(
+                    "--tls-dir {}: no {name} (deploy/tls/make-test-ca.sh makes a test CA)",
+                    dir.display()
+                ))));
+            }
+        }
+    }
+    let mut dirs = HashMap::new();
+    for (locale, dir) in &config.intent_models {
+        dirs.insert(locale_of(locale)?, dir.clone());
+    }
+    let backend = switchboard_operators::intent::backend::LocalIntentBackend::load(dirs)
+        .map_err(|e| anyhow!("{e} (deploy/dev/prepare.sh trains the demo models)"))?;
+    let options = server::ServeOptions { listen, tls_dir, reload_every: Duration::from_secs(2) };
+    runtime.block_on(server::serve(options, Arc::new(backend), async {
+        stop_requested().await;
+        tracing::info!("model server stopping");
+    }))?;
+    Ok(())
+}
+
+fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metrics>>) -> Result<GraphConfig> {
+    let mut graph = GraphConfig::new(build_understanding(config)?, config.session(), clock);
+    graph.aggregates = metrics.as_ref().map(|m| m.live_aggregates());
+    graph.metrics = metrics;
+    Ok(graph)
+}
+
+/// Completes on SIGTERM or Ctrl-C (only Ctrl-C where no SIGTERM handler can be installed).
+pub async fn stop_requested() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn install_stop_handler(runtime: &tokio::runtime::Runtime) {
+    runtime.spawn(async {
+        stop_requested().await;
+        tracing::info!("stopping: finishing the current epoch and committing");
+        live::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+/// `switchboard run` / `submit`: the live topology until SIGTERM.
+pub fn run_topology(layout: Layout, config_path: Option<&Path>, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
+    let metrics = Arc::new(Metrics::new());
+    let graph = graph_config(&config, Clock::Wall, Some(metrics.clone()))?;
+    if !config.metrics_listen.is_empty() {
+        let addr = config
+            .metrics_listen
+            .parse()
+            .map_err(|_| anyhow!(BadInput(format!("metrics_listen `{}` is not host:port", config.metrics_listen))))?;
+        let m = metrics.clone();
+        runtime.spawn(async move {
+            if let Err(e) = crate::metrics_http::serve(addr, m).await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+    }
+    install_stop_handler(runtime);
+    let options = RunOptions {
+        layout,
+        group_id: config.group_id.clone(),
+        topic: config.input_topic.clone(),
+        start: StartPosition::Committed,
+        end: None,
+        commit: true,
+        batch_max: config.batch_max,
+        poll_wait: Duration::from_millis(config.poll_wait_ms),
+        targets: LiveTargets {
+            replies_topic: Some(config.replies_topic.clone()),
+            dead_letter_topic: Some(config.dead_letter_topic.clone()),
+            sessions: true,
+        },
+        clock: Clock::Wall,
+        progress: false,
+    };
+    live::run(options, graph, metrics, KafkaSettings::from_env()?, ClickHouseSettings::from_env()?, runtime)
+        .map_err(|e| anyhow!(e).context("the topology stopped (fail-stop: uncommitted epochs are redone at the restart)"))?;
+    Ok(())
+}
+
+/// `switchboard replay`: re-runs a range into ClickHouse (and optionally a topic).
+pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, config_path: Option<&Path>, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
+    let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
+    let metrics = Arc::new(Metrics::new());
+    let graph = graph_config(&config, Clock::Virtual, Some(metrics.clone()))?;
+    install_stop_handler(runtime);
+    let options = BackfillOptions {
+        range: range.clone(),
+        topic: config.input_topic.clone(),
+        group_id: config.group_id.clone(),
+        workers,
+        batch_max: config.batch_max,
+        output_topic,
+    };
+    let clickhouse = ClickHouseSettings::from_env()?;
+    Ok(switchboard_replay::backfill::backfill(options, graph, metrics, KafkaSettings::from_env()?, clickhouse, runtime)?)
+}
+
+/// `switchboard record`.
+pub fn record(topic: &str, range: &Range, out: &Path) -> Result<u64> {
+    let settings = KafkaSettings::from_env()?;
+    Ok(switchboard_replay::record::record(&settings, topic, &range.start, Some(&range.end), out, true)?)
+}
+
+/// `switchboard test`: exit 0 when the output equals the golden file (or it was blessed), 1
+/// with a diff on stderr otherwise.
+pub fn test_recording(recording: &Path, golden: &Path, bless: bool, workers: usize, config_path: Option<&Path>) -> Result<ExitCode> {
+    let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
+    if let Err(e) = switchboard_sources::recording::read_recording(recording) {
+        return Err(anyhow!(BadInput(e.to_string())));
+    }
+    let graph = graph_config(&config, Clock::Virtual, None)?;
+    match switchboard_replay::deterministic::test_recording(recording, golden, bless, workers, graph)? {
+        Outcome::Blessed { events } => {
+            eprintln!("blessed {} ({events} events)", golden.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Same { events } => {
+            eprintln!("{}: {events} events, identical to {}", recording.display(), golden.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Different { diff } => {
+            eprintln!("{}: output differs from {}:\n{diff}", recording.display(), golden.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `switchboard intent train`: prints a JSON summary.
+pub fn intent_train(data: &Path, encoder: &str, out: &Path) -> Result<String> {
+    let examples = intent::load_examples(data).map_err(|e| anyhow!(BadInput(e.to_string())))?;
+    let (model, report) = intent::train(&examples, encoder, &TrainOptions::default(), true)?;
+    model.save(out).with_context(|| format!("cannot save the model to {}", out.display()))?;
+    Ok(serde_json::json!({ "model": out, "version": model.version(), "report": report }).to_string())
+}
+
+/// `switchboard intent eval`: `{"accuracy","macro_f1","n"}`.
+pub fn intent_eval(data: &Path, model_dir: &Path, folds: Option<usize>) -> Result<String> {
+    let examples = intent::load_examples(data).map_err(|e| anyhow!(BadInput(e.to_string())))?;
+    let model = IntentModel::load(model_dir)?;
+    let report = match folds {
+        Some(k) if k < 2 => return Err(anyhow!(BadInput("--folds must be at least 2".into()))),
+        Some(k) => {
+            let options: TrainOptions = serde_json::from_value(model.meta().metrics.get("options").cloned().unwrap_or_default())
+                .unwrap_or_default();
+            intent::cross_validate(&examples, model.encoder(), k, &options)?
+        }
+        None => intent::evaluate(&model, &examples)?,
+    };
+    Ok(serde_json::json!({ "accuracy": report.accuracy, "macro_f1": report.macro_f1, "n": report.n }).to_string())
+}
+
+/// `switchboard kb load`: validates and embeds the files, publishes the snapshot, prints its version.
+pub fn kb_load(files: &[PathBuf], config_path: Option<&Path>) -> Result<String> {
+    let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
+    let entries = kb::load_kb(files).map_err(|e| anyhow!(BadInput(e.to_string())))?;
+    // Each locale's questions are embedded with the encoder of that locale's intent model, so
+    // queries (embedded by the model) and entries share one vector space.
+    let mut encoders: HashMap<Locale, intent::Encoder> = HashMap::new();
+    for (name, dir) in &config.intent_models {
+        let locale = locale_of(name)?;
+        let model_encoder = IntentModel::load(dir)
+            .map(|m| m.meta().encoder.clone())
+            .unwrap_or_else(|_| default_encoder(locale).to_string());
+        let encoder = intent::Encoder::load(&intent::resolve_model_dir(&model_encoder))?;
+        encoders.insert(locale, encoder);
+    }
+    let snapshot = Snapshot::build(entries, |l| encoders.get(&l))?;
+    snapshot.publish(&config.knowledge_base)?;
+    Ok(snapshot.version.clone())
+}
+
+fn default_encoder(locale: Locale) -> &'static str {
+    match locale {
+        Locale::ZhCn => "m3e-small",
+        Locale::En => "all-minilm-l6-v2",
+    }
+}

@@ -1,0 +1,395 @@
+//! The `switchboard` command line. Exit status: 0 success, 2 bad usage or bad input, 1 other
+//! failure; errors go to stderr in one line.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchboard_cli::cli_time::parse_timestamp;
+use switchboard_cli::commands;
+use switchboard_cli::BadInput;
+
+/// Switchboard: an event-driven customer-service engine.
+#[derive(Parser)]
+#[command(name = "switchboard", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the topology in one process: user.said → answers on bot.said and events in ClickHouse.
+    Run {
+        /// Timely worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// YAML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// WebSocket edge: chat page at /, WebSocket at /ws, metrics at /metrics.
+    Gateway {
+        /// Address to listen on (default 127.0.0.1:8080, or SWITCHBOARD_GATEWAY_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run one process of a timely cluster (hosts file: one host:port a line).
+    Submit {
+        /// Hosts file.
+        #[arg(long)]
+        hosts: PathBuf,
+        /// This process's index (0-based line of the hosts file).
+        #[arg(long)]
+        process: usize,
+        /// Worker threads in this process.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// YAML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Capture Kafka records of a topic into a recording (NDJSON).
+    Record {
+        /// Topic to record.
+        #[arg(long)]
+        topic: String,
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Backfill: re-run the topology over a range of user.said into the sinks, idempotently.
+    Replay {
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Also write answers and handoffs to this topic (default: ClickHouse only).
+        #[arg(long)]
+        output_topic: Option<String>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// YAML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Deterministic run on recorded traffic; exit 1 with a diff when outputs differ from the golden file.
+    Test {
+        /// The recording.
+        recording: PathBuf,
+        /// Golden output file.
+        #[arg(long)]
+        golden: PathBuf,
+        /// Write the golden file instead of comparing.
+        #[arg(long)]
+        bless: bool,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// YAML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Train or evaluate an intent classifier.
+    Intent {
+        #[command(subcommand)]
+        command: IntentCommand,
+    },
+    /// Manage the knowledge base.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+    /// WebSocket load: prints JSON with p50/p95/p99/max ms, sent, answered, errors.
+    Loadgen {
+        /// Gateway WebSocket URL, e.g. ws://127.0.0.1:8080/ws.
+        #[arg(long)]
+        url: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Says per second in total (open loop).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Duration, e.g. 30s, 2m or plain seconds.
+        #[arg(long, default_value = "30s")]
+        duration: String,
+        /// Utterance mix: zipf or unique.
+        #[arg(long, default_value = "zipf")]
+        mix: String,
+    },
+    /// Check that the broker, its topics, ClickHouse and the models are reachable.
+    Doctor,
+    /// The model server: intent classification and embeddings over gRPC.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Serve Classify and Embed (tonic gRPC, batched), plain or with mutual TLS.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = switchboard_connectors::model_server::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Mutual TLS: a folder with ca.pem, server.pem and server.key (deploy/tls/make-test-ca.sh);
+        /// clients must present a certificate signed by ca.pem.
+        #[arg(long)]
+        tls_dir: Option<PathBuf>,
+        /// YAML configuration file (its intent_models are served).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| anyhow!(BadInput(format!("--duration `{text}` is not like 30s, 2m or 90"))))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => bail!(BadInput(format!("--duration `{text}`: unknown unit `{unit}` (ms, s, m, h)"))),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        bail!(BadInput(format!("--duration `{text}` must be positive")));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+#[derive(Subcommand)]
+enum IntentCommand {
+    /// Train a classifier on JSONL ({"text","label"} a line).
+    Train {
+        /// Training data.
+        #[arg(long)]
+        data: PathBuf,
+        /// Encoder name (under $SWITCHBOARD_MODELS) or folder.
+        #[arg(long)]
+        encoder: String,
+        /// Output model folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evaluate: print {"accuracy","macro_f1","n"} as JSON.
+    Eval {
+        /// Labelled data.
+        #[arg(long)]
+        data: PathBuf,
+        /// Trained model folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Stratified K-fold cross-validation on the data (training with the model's settings)
+        /// instead of evaluating the model as trained.
+        #[arg(long)]
+        folds: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Validate, embed and publish a knowledge base (YAML or JSONL); running topologies swap to it.
+    Load {
+        /// Knowledge-base files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// YAML configuration file (for the snapshot root and encoders).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// An offset or time range.
+#[derive(Args)]
+struct RangeArgs {
+    /// Start offsets, PARTITION:OFFSET,…
+    #[arg(long, conflicts_with = "from_time", required_unless_present = "from_time")]
+    from_offset: Option<String>,
+    /// Start time (ms since the epoch or RFC 3339 UTC).
+    #[arg(long)]
+    from_time: Option<String>,
+    /// End offsets (exclusive), PARTITION:OFFSET,…
+    #[arg(long, conflicts_with = "to_time")]
+    to_offset: Option<String>,
+    /// End time (exclusive; ms since the epoch or RFC 3339 UTC).
+    #[arg(long)]
+    to_time: Option<String>,
+}
+
+impl RangeArgs {
+    fn parse(&self) -> Result<switchboard_replay::backfill::Range> {
+        use switchboard_sources::kafka::{parse_offsets, EndPosition, StartPosition};
+        let bad = |e: String| anyhow!(BadInput(e));
+        let start = match (&self.from_offset, &self.from_time) {
+            (Some(o), _) => StartPosition::Offsets(parse_offsets(o).map_err(|e| bad(format!("--from-offset: {e}")))?),
+            (None, Some(t)) => StartPosition::Time(parse_timestamp(t).map_err(|e| bad(format!("--from-time: {e}")))?),
+            (None, None) => bail!(BadInput("give --from-offset or --from-time".into())),
+        };
+        let end = match (&self.to_offset, &self.to_time) {
+            (Some(o), _) => EndPosition::Offsets(parse_offsets(o).map_err(|e| bad(format!("--to-offset: {e}")))?),
+            (None, Some(t)) => EndPosition::Time(parse_timestamp(t).map_err(|e| bad(format!("--to-time: {e}")))?),
+            (None, None) => EndPosition::HighWatermark,
+        };
+        Ok(switchboard_replay::backfill::Range { start, end })
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("switchboard: {line}");
+            if e.chain().any(|c| c.downcast_ref::<BadInput>().is_some()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Fails fast, in one line, when the broker refuses the credentials or does not answer
+/// (librdkafka itself would retry forever).
+fn check_kafka_access() -> Result<()> {
+    let settings = switchboard_schemas::settings::KafkaSettings::from_env()?;
+    switchboard_sources::access::check(&settings, switchboard_sources::access::timeout_from_env())?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Gateway { .. } | Command::Submit { .. } | Command::Record { .. } | Command::Replay { .. }
+    ) {
+        check_kafka_access()?;
+    }
+    match cli.command {
+        Command::Run { workers, config } => {
+            commands::run_topology(switchboard_topology::runner::live::Layout::Process(workers), config.as_deref(), &runtime()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gateway { listen } => {
+            let mut config = switchboard_gateway::GatewayConfig::from_env().map_err(|e| anyhow!(BadInput(e.to_string())))?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let rt = runtime()?;
+            rt.block_on(switchboard_gateway::serve(config, commands::stop_requested()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit { hosts, process, workers, config } => {
+            let text = std::fs::read_to_string(&hosts)
+                .with_context(|| BadInput(format!("cannot read hosts file {}", hosts.display())))?;
+            let hosts: Vec<String> =
+                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
+            if process >= hosts.len() {
+                bail!(BadInput(format!("--process {process} but the hosts file lists {} processes", hosts.len())));
+            }
+            let layout = switchboard_topology::runner::live::Layout::Cluster { workers, process, hosts };
+            commands::run_topology(layout, config.as_deref(), &runtime()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Record { topic, range, out } => {
+            let range = range.parse()?;
+            let n = commands::record(&topic, &range, &out)?;
+            eprintln!("recorded {n} records of {topic} into {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { range, output_topic, workers, config } => {
+            let range = range.parse()?;
+            let report = commands::replay(&range, output_topic, workers, config.as_deref(), &runtime()?)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "records": report.records,
+                    "seconds": report.seconds,
+                    "records_per_second": if report.seconds > 0.0 { report.records as f64 / report.seconds } else { 0.0 },
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { recording, golden, bless, workers, config } => {
+            commands::test_recording(&recording, &golden, bless, workers, config.as_deref())
+        }
+        Command::Intent { command: IntentCommand::Train { data, encoder, out } } => {
+            let summary = commands::intent_train(&data, &encoder, &out)?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Intent { command: IntentCommand::Eval { data, model, folds } } => {
+            println!("{}", commands::intent_eval(&data, &model, folds)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kb { command: KbCommand::Load { files, config } } => {
+            let version = commands::kb_load(&files, config.as_deref())?;
+            println!("{version}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loadgen { url, connections, rate, duration, mix } => {
+            let mut options = switchboard_cli::loadgen::LoadOptions::new(url);
+            options.connections = connections;
+            options.rate = rate;
+            options.duration = parse_duration(&duration)?;
+            options.mix = mix.parse().map_err(|e| anyhow!(BadInput(format!("--mix: {e}"))))?;
+            options.validate().map_err(|e| anyhow!(BadInput(e.to_string())))?;
+            let report = runtime()?.block_on(switchboard_cli::loadgen::run(options))?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Model { command: ModelCommand::Serve { listen, tls_dir, config } } => {
+            commands::model_serve(listen, tls_dir, config.as_deref(), &runtime()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => {
+            let checks = runtime()?.block_on(switchboard_cli::doctor::run_checks());
+            let mut failed = false;
+            for check in checks {
+                match check.outcome {
+                    Ok(detail) => println!("ok    {:<24} {detail}", check.name),
+                    Err(problem) => {
+                        failed = true;
+                        println!("FAIL  {:<24} {problem}", check.name)
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+

@@ -1,0 +1,160 @@
+//! Turn analysis: one epoch's source records decoded, masked and understood as one batch, with
+//! the model and knowledge-base versions pinned for that epoch. What comes out feeds the session
+//! operator ([`Stage`]): analysed turns with their source position, and events that go straight
+//! to the sinks (the masked `user_said`, dead letters, failure handoffs).
+
+use crate::decode::{dead_letter, decode_turn, Turn};
+use crate::session::{asks_for_human, TurnAnalysis};
+use crate::stage::Stage;
+use crate::understand::{Understand, Versions};
+use crate::{pii, render};
+use std::collections::HashMap;
+use switchboard_schemas::{EventBody, Locale, SourceRecord};
+
+/// Where processing time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The record's own timestamp (record time): deterministic, for tests and replays.
+    Virtual,
+    /// The wall clock at processing.
+    Wall,
+}
+
+impl Clock {
+    /// The processing time of an epoch at dataflow time `time` (ms): the time itself on record
+    /// time, the wall clock otherwise.
+    pub fn now(self, time: u64) -> i64 {
+        match self {
+            Clock::Virtual => i64::try_from(time).unwrap_or(i64::MAX),
+            Clock::Wall => wall_clock_ms(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The highest record time read so far from each source partition, in read order (a
+/// partition's records reach one worker, in offset order).
+#[derive(Debug, Default)]
+pub struct PartitionWatermarks(HashMap<i32, i64>);
+
+impl PartitionWatermarks {
+    /// Takes `record` into account and returns its partition's watermark.
+    pub fn observe(&mut self, record: &SourceRecord) -> i64 {
+        let mark = self.0.entry(record.partition).or_insert(i64::MIN);
+        *mark = (*mark).max(record.timestamp_ms);
+        *mark
+    }
+}
+
+/// The processing time of a record: its own timestamp on record time, or the epoch's wall
+/// clock (one reading per epoch) in a live run.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordClock {
+    /// Where time comes from.
+    pub clock: Clock,
+    /// The epoch's time on that clock.
+    pub epoch_now: i64,
+}
+
+impl RecordClock {
+    /// When `record` is processed.
+    pub fn at(self, record: &SourceRecord) -> i64 {
+        match self.clock {
+            Clock::Virtual => record.timestamp_ms,
+            Clock::Wall => self.epoch_now,
+        }
+    }
+}
+
+/// A decoded turn with its masked text, record time, processing time and partition watermark.
+struct Pending {
+    turn: Turn,
+    masked: String,
+    record_time: i64,
+    now_ms: i64,
+    watermark: i64,
+}
+
+/// Decodes, masks and analyses one batch of records with the given model and knowledge-base
+/// versions. A record that does not decode becomes a dead letter (and a handoff when it names
+/// its dialogue and message); a batch that cannot be understood does too, turn by turn.
+pub fn analyze_batch(
+    records: &[SourceRecord],
+    understand: &dyn Understand,
+    versions: &Versions,
+    clock: RecordClock,
+    watermarks: &mut PartitionWatermarks,
+) -> Vec<Stage> {
+    let mut out = Vec::with_capacity(records.len() * 2);
+    let mut turns: Vec<Pending> = Vec::new();
+    for record in records {
+        let watermark = watermarks.observe(record);
+        let now_ms = clock.at(record);
+        match decode_turn(record, now_ms) {
+            Ok(turn) => {
+                let masked = pii::mask(&turn.said.text).into_owned();
+                turns.push(Pending { turn, masked, record_time: record.timestamp_ms, now_ms, watermark });
+            }
+            Err(events) => out.extend(events.into_iter().map(Stage::Emit)),
+        }
+    }
+    let queries: Vec<(Locale, &str)> = turns.iter().map(|p| (p.turn.said.locale, p.masked.as_str())).collect();
+    match understand.understand(&queries, versions) {
+        Ok(understood) if understood.len() == turns.len() => {
+            for (Pending { turn, masked, record_time, watermark, .. }, u) in turns.into_iter().zip(understood) {
+                let mut said = turn.event.clone();
+                if let EventBody::UserSaid(body) = &mut said.body {
+                    body.text = masked.clone();
+                    body.user_id = pii::mask(&body.user_id).into_owned();
+                }
+                out.push(Stage::Emit(said.clone()));
+                let analysis = TurnAnalysis {
+                    client_msg_id: turn.said.client_msg_id.clone(),
+                    locale: turn.said.locale,
+                    slots: render::extract_slots(&masked),
+                    asks_for_human: asks_for_human(&masked),
+                    masked_text: masked,
+                    intent: u.intent,
+                    confidence: u.confidence,
+                    model_version: u.model_version,
+                    retrieved: u.retrieved,
+                    kb_version: u.kb_version,
+                    said,
+                };
+                out.push(Stage::Turn {
+                    analysis: Box::new(analysis),
+                    partition: turn.partition,
+                    offset: turn.offset,
+                    record_time,
+                    partition_watermark: watermark,
+                });
+            }
+        }
+        result => {
+            let reason = match result {
+                Err(e) => format!("understanding failed: {e}"),
+                Ok(v) => format!("understanding returned {} results for {} turns", v.len(), turns.len()),
+            };
+            tracing::error!(%reason, turns = turns.len(), "batch failed; turns go to the dead letter");
+            for Pending { turn, now_ms, .. } in &turns {
+                let record = SourceRecord {
+                    topic: switchboard_schemas::topics::USER_SAID.into(),
+                    partition: turn.partition,
+                    offset: turn.offset,
+                    timestamp_ms: turn.event.occurred_at,
+                    key: Some(turn.event.dialogue_id.clone()),
+                    value: switchboard_schemas::encode(&turn.event),
+                };
+                out.extend(dead_letter(&record, &reason, *now_ms).into_iter().map(Stage::Emit));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,5 @@
+//! Running the graph: [`live`] on Kafka (one process, a cluster process, or a bounded range)
+//! and [`recorded`] in process on a recording, with virtual time and captured outputs.
+
+pub mod live;
+pub mod recorded;

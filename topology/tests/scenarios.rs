@@ -1,0 +1,103 @@
+//! Hand-written dialogues through the whole graph with the keyword understanding, no service:
+//! slot filling across turns, the handoff paths, idle closes on record time, dead letters, and
+//! the analysed-turn items crossing a process boundary.
+
+mod common;
+
+use common::{graph_config, IDLE_MS};
+use std::sync::Arc;
+use switchboard_operators::stage::Stage;
+use switchboard_schemas::{Event, EventBody, HandoffReason, Locale};
+use switchboard_topology::runner::recorded::run_recording;
+use switchboard_topology::testing::{raw_record, user_said_record, KeywordUnderstand};
+
+const T0: i64 = 1_764_000_000_000;
+
+fn run(records: Vec<switchboard_schemas::SourceRecord>) -> Vec<Event> {
+    run_recording(records, 2, graph_config(Arc::new(KeywordUnderstand::demo()))).expect("the graph runs")
+}
+
+fn replies(events: &[Event], dialogue: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.dialogue_id == dialogue)
+        .filter_map(|e| match &e.body {
+            EventBody::AnswerGenerated(a) => Some(a.text.clone()),
+            EventBody::HandoffRequested(h) => Some(format!("handoff:{}", h.reason.as_str())),
+            EventBody::DialogueClosed(_) => Some("closed".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_return_asks_for_the_order_number_and_the_next_turn_completes_it() {
+    let events = run(vec![
+        user_said_record(0, 0, T0, "d-1", Locale::ZhCn, "我要退货"),
+        user_said_record(0, 1, T0 + 5_000, "d-1", Locale::ZhCn, "12345678"),
+        // The same number as the first turn of another dialogue completes nothing.
+        user_said_record(1, 0, T0 + 5_000, "d-2", Locale::ZhCn, "12345678"),
+    ]);
+    let d1 = replies(&events, "d-1");
+    assert!(d1[0].contains("订单号"), "{d1:?}");
+    assert_eq!(d1[1], "好的，订单 12345678 的退货申请已提交。");
+    assert_eq!(d1[2], "closed");
+    assert_eq!(replies(&events, "d-2")[0], "handoff:low_confidence");
+}
+
+#[test]
+fn handoffs_on_an_explicit_ask_and_after_two_unresolved_turns() {
+    let events = run(vec![
+        user_said_record(0, 0, T0, "ask", Locale::ZhCn, "转人工"),
+        user_said_record(1, 0, T0, "stuck", Locale::En, "I need an invoice"),
+        user_said_record(1, 1, T0 + 1_000, "stuck", Locale::En, "I need an invoice"),
+    ]);
+    assert_eq!(replies(&events, "ask")[0], format!("handoff:{}", HandoffReason::UserAsked.as_str()));
+    let stuck = replies(&events, "stuck");
+    assert!(!stuck[0].starts_with("handoff"), "the first unresolved turn is clarified: {stuck:?}");
+    assert_eq!(stuck[1], format!("handoff:{}", HandoffReason::RepeatedlyUnresolved.as_str()));
+}
+
+#[test]
+fn a_dialogue_idle_past_the_timeout_closes_and_the_next_turn_starts_afresh() {
+    let events = run(vec![
+        user_said_record(3, 0, T0, "d", Locale::ZhCn, "我要退货"),
+        user_said_record(3, 1, T0 + IDLE_MS + 1, "d", Locale::ZhCn, "12345678"),
+    ]);
+    let d = replies(&events, "d");
+    assert_eq!(d[1], "closed", "{d:?}");
+    assert_eq!(d[2], "handoff:low_confidence", "the pending return was forgotten: {d:?}");
+    let close = events.iter().find(|e| matches!(e.body, EventBody::DialogueClosed(_))).expect("close");
+    assert_eq!(close.occurred_at, T0 + IDLE_MS);
+}
+
+#[test]
+fn malformed_records_are_dead_letters_and_a_named_turn_gets_a_handoff() {
+    let named = format!(
+        r#"{{"event_id":"0193a000-0000-7000-8000-000000000009","dialogue_id":"named","kind":"user_said","schema_version":9,"occurred_at":{T0},"client_msg_id":"m","user_id":"u","locale":"zh-CN","text":"hi"}}"#
+    );
+    let events = run(vec![
+        raw_record(0, 0, T0, Some("junk"), vec![0xff, 0xfe, b'{']),
+        raw_record(0, 1, T0, Some("named"), named.into_bytes()),
+    ]);
+    let dead = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).count();
+    assert_eq!(dead, 2);
+    assert_eq!(replies(&events, "named"), vec![format!("handoff:{}", HandoffReason::ProcessingFailed.as_str())]);
+}
+
+#[test]
+fn analysed_turns_cross_a_process_boundary_through_bincode() {
+    let record = user_said_record(0, 0, T0, "d", Locale::ZhCn, "你好");
+    let said = switchboard_schemas::decode(&record.value).expect("decodes");
+    // What timely does with a batch bound for another process (bincode inside).
+    use timely::dataflow::channels::ContainerBytes;
+    let batch = vec![Stage::Emit(said.clone())];
+    let mut bytes = Vec::new();
+    batch.into_bytes(&mut bytes);
+    assert_eq!(bytes.len(), batch.length_in_bytes());
+    let back = <Vec<Stage> as ContainerBytes>::from_bytes(timely::bytes::arc::BytesMut::from(bytes).freeze());
+    match back.as_slice() {
+        [Stage::Emit(event)] => assert_eq!(event, &said),
+        other => panic!("came back as {other:?}"),
+    }
+}
