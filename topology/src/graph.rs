@@ -6,51 +6,18 @@
 
 use crate::aggregates::{AggregateStream, LiveAggregates};
 use crate::metrics::Metrics;
+pub use crate::output::{Failure, Output};
 use crate::operators::{AnalyseStream, EventsStream, SessionStream, SinkStream};
 use crate::time::{Clock, Time};
 use crate::versions::VersionsStream;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchboard_operators::session::SessionConfig;
 use switchboard_operators::understand::Understand;
 use switchboard_schemas::session::SessionSnapshot;
-use switchboard_schemas::{Event, SourceRecord};
+use switchboard_schemas::SourceRecord;
 use switchboard_sinks::EventSink;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::{ProbeHandle, Stream};
-
-/// What the session operator emits: events for the sinks, and changed session state to save.
-#[derive(Debug, Clone)]
-pub enum Output {
-    /// An output event.
-    Event(Event),
-    /// A dialogue's changed state (or its close).
-    Session(SessionSnapshot),
-}
-
-/// The first sink failure of a run, shared by every worker of a process: an operator never
-/// ends the process; it records the failure, holds the epoch back, and the runner stops.
-#[derive(Debug, Clone, Default)]
-pub struct Failure(Arc<Mutex<Option<switchboard_sinks::Error>>>);
-
-impl Failure {
-    /// Records `error` unless a failure is already recorded.
-    pub fn set(&self, error: switchboard_sinks::Error) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(error);
-        }
-    }
-
-    /// Whether a failure was recorded.
-    pub fn failed(&self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
-    }
-
-    /// Takes the recorded failure, if any.
-    pub fn take(&self) -> Option<switchboard_sinks::Error> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
 
 /// What the graph needs besides its input.
 #[derive(Clone)]

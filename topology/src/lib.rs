@@ -20,6 +20,7 @@ mod error;
 pub mod graph;
 pub mod metrics;
 pub mod operators;
+mod output;
 pub mod runner;
 pub mod testing;
 pub mod time;

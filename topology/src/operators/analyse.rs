@@ -52,7 +52,7 @@ impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
                         }
                     });
                     versions_input.for_each(|_, updates| versions_as_of.absorb(updates.drain(..)));
-                    let ready: Vec<Time> = super::ready_times(&stash, frontier)
+                    let ready: Vec<Time> = super::frontier::ready_times(&stash, frontier)
                         .into_iter()
                         .filter(|t| !versions_frontier.less_equal(t))
                         .collect();

@@ -1,6 +1,6 @@
 //! `events`: the events among the session operator's outputs (for the live aggregates).
 
-use crate::graph::Output;
+use crate::output::Output;
 use crate::time::Time;
 use switchboard_schemas::Event;
 use timely::dataflow::channels::pact::Pipeline;

@@ -4,7 +4,7 @@
 //! dialogues go out as [`Output::Session`] after its events. Idle dialogues close on event
 //! time: the frontier in a live run, each partition's own watermark on record time.
 
-use crate::graph::Output;
+use crate::output::Output;
 use crate::metrics::Metrics;
 use crate::time::{Clock, Time};
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ impl<'s> SessionStream<'s> for Stream<'s, Time, Vec<Stage>> {
                     });
                     let Some(held) = clock_cap.as_mut() else { return };
                     // Turns wait until every saved state has been put back.
-                    let ready: Vec<Time> = super::ready_times(&stash, frontier)
+                    let ready: Vec<Time> = super::frontier::ready_times(&stash, frontier)
                         .into_iter()
                         .filter(|t| !restored_frontier.less_equal(t))
                         .collect();

@@ -3,7 +3,7 @@
 //! is recorded in the run's [`Failure`] and the epoch is held back (never released, so never
 //! committed); the runner sees the failure and stops.
 
-use crate::graph::{Failure, Output};
+use crate::output::{Failure, Output};
 use crate::time::Time;
 use std::collections::BTreeMap;
 use switchboard_sinks::EventSink;
@@ -36,7 +36,7 @@ impl<'s> SinkStream<'s> for Stream<'s, Time, Vec<Output>> {
                             entry.1.append(batch);
                         }
                     });
-                    for time in super::ready_times(&stash, frontier) {
+                    for time in super::frontier::ready_times(&stash, frontier) {
                         let Some((cap, outputs)) = stash.remove(&time) else { continue };
                         if failure.failed() {
                             held.push(cap);
