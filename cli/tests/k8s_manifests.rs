@@ -248,7 +248,13 @@ fn check_autoscaling(docs: &[Value], overlay: &str) {
     assert!(command.iter().any(|c| c.as_str().is_some_and(|c| c.ends_with("entrypoint.sh"))), "the topology runs its entrypoint");
     assert!(topology_cm["data"]["entrypoint.sh"].as_str().is_some_and(|e| e.contains("switchboard submit --hosts")));
 
-    // The ClickHouse schema is the migrations, every one, byte for byte.
+    // The ClickHouse schema is the migrations, every one, byte for byte; there is one copy
+    // (deploy/clickhouse/migrations links to the files kustomize reads).
+    assert_eq!(
+        std::fs::canonicalize(root().join("deploy/clickhouse/migrations")).expect("migrations folder"),
+        std::fs::canonicalize(root().join("deploy/k8s/base/clickhouse")).expect("k8s schema folder"),
+        "the migrations and the k8s schema are one folder"
+    );
     let init = config_map(docs, "clickhouse-init");
     let mut migrations = 0;
     for entry in std::fs::read_dir(root().join("deploy/clickhouse/migrations")).expect("migrations folder") {

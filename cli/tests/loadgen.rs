@@ -7,7 +7,11 @@
 #[path = "common/loadgen_support.rs"]
 mod loadgen_support;
 
-use loadgen_support::{consume_from_beginning, create_topics, run_loadgen, start_gateway, test_producer, WAIT};
+#[path = "../../gateway/tests/common/mod.rs"]
+mod gateway_common;
+
+use gateway_common::{consume_from_beginning, create_topics, start_gateway, test_producer, WAIT};
+use loadgen_support::run_loadgen;
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message as _;
 use std::time::Duration;
@@ -23,7 +27,7 @@ async fn open_loop_load_is_sent_answered_and_measured() {
     let user_topic = format!("test.gw.user.{id}");
     let bot_topic = format!("test.gw.bot.{id}");
     create_topics(&settings, &[&user_topic, &bot_topic], PARTITIONS).await;
-    let gateway = start_gateway(&settings, &user_topic, &bot_topic).await;
+    let gateway = start_gateway(&settings, &user_topic, &bot_topic, |_| {}).await;
     let addr = gateway.addr;
 
     // The responder: one AnswerGenerated per UserSaid, produced without waiting for the previous.
