@@ -273,3 +273,41 @@ fn default_encoder(locale: Locale) -> &'static str {
         Locale::En => "all-minilm-l6-v2",
     }
 }
+
+/// `switchboard user add NAME --role ROLE`: the password from `SWITCHBOARD_USER_PASSWORD_FILE`
+/// or standard input (piped; a terminal is refused, since it would echo the password). Returns
+/// the line to print; never the password.
+pub fn user_add(name: &str, role: &str) -> Result<String> {
+    use std::io::{IsTerminal, Read};
+    use switchboard_gateway::accounts::{self, Accounts, Role, Upsert};
+    let role: Role = role.parse().map_err(|e: switchboard_gateway::Error| anyhow!(BadInput(format!("--role: {e}"))))?;
+    let text = match std::env::var("SWITCHBOARD_USER_PASSWORD_FILE") {
+        Ok(path) if !path.trim().is_empty() => std::fs::read_to_string(&path)
+            .map_err(|e| anyhow!(BadInput(format!("SWITCHBOARD_USER_PASSWORD_FILE {path}: {e}"))))?,
+        _ => {
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(anyhow!(BadInput(
+                    "give the password on standard input (e.g. from a file or a password manager) or in \
+                     SWITCHBOARD_USER_PASSWORD_FILE; it is never read from a terminal or an argument"
+                        .into()
+                )));
+            }
+            let mut text = String::new();
+            stdin.read_to_string(&mut text).map_err(|e| anyhow!(BadInput(format!("cannot read the password: {e}"))))?;
+            text
+        }
+    };
+    let password = accounts::password_from_text(&text);
+    let path = accounts::users_file();
+    let mut all = Accounts::load(&path)?;
+    let outcome = all.upsert(name, role, password).map_err(|e| match e {
+        switchboard_gateway::Error::Account(message) => anyhow!(BadInput(message)),
+        other => anyhow!(other),
+    })?;
+    let verb = match outcome {
+        Upsert::Added => "added",
+        Upsert::Updated => "updated",
+    };
+    Ok(format!("{verb} {} {name} in {}", role.as_str(), path.display()))
+}

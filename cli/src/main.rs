@@ -121,6 +121,11 @@ enum Command {
     },
     /// Check that the broker, its topics, ClickHouse and the models are reachable.
     Doctor,
+    /// Manage operator and agent accounts of the admin listener.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// The model server: intent classification and embeddings over gRPC.
     Model {
         #[command(subcommand)]
@@ -191,6 +196,21 @@ enum IntentCommand {
         /// instead of evaluating the model as trained.
         #[arg(long)]
         folds: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add an account, or give an existing one this role and a new password. The password comes
+    /// from standard input (one line) or from the file named by SWITCHBOARD_USER_PASSWORD_FILE,
+    /// never from an argument; the users file is SWITCHBOARD_USERS_FILE (default
+    /// $SWITCHBOARD_STATE/users.json).
+    Add {
+        /// Login name (letters, digits and . _ @ -).
+        name: String,
+        /// viewer, agent, supervisor or admin.
+        #[arg(long)]
+        role: String,
     },
 }
 
@@ -374,6 +394,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Model { command: ModelCommand::Serve { listen, tls_dir, config } } => {
             commands::model_serve(listen, tls_dir, config.as_deref(), &runtime()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User { command: UserCommand::Add { name, role } } => {
+            let line = commands::user_add(&name, &role)?;
+            eprintln!("{line}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

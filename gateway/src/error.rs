@@ -45,6 +45,17 @@ pub enum Error {
     /// A client frame was refused (the client gets the error frame; the connection goes on).
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// An account could not be added or the users file is not valid.
+    #[error("{0}")]
+    Account(String),
+    /// The users file could not be read or written.
+    #[error("users file {path}: {source}")]
+    UsersFile {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// Short for `Result<T, gateway::Error>`.

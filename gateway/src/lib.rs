@@ -33,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod auth;
 mod config;
 mod connection;
