@@ -7,6 +7,9 @@ pub enum Error {
     /// so its offsets were not committed and a restart redoes it.
     #[error("sink failed: {0}")]
     Sink(#[from] switchboard_sinks::Error),
+    /// ClickHouse did not answer at the start of a run.
+    #[error("ClickHouse is not reachable (deploy/dev/up.sh starts it): {0}")]
+    ClickHouseUnreachable(#[source] switchboard_sinks::Error),
     /// A source could not be opened or read, or offsets could not be committed.
     #[error("worker {worker}: {source}")]
     Source {
@@ -27,7 +30,7 @@ impl Error {
     /// Whether the failure can pass by itself, so that a restart (or a retry) can succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Sink(e) => e.is_transient(),
+            Error::Sink(e) | Error::ClickHouseUnreachable(e) => e.is_transient(),
             Error::Source { source, .. } => source.is_transient(),
             Error::Start(_) | Error::WorkerPanicked(_) => false,
         }

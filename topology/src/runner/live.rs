@@ -106,7 +106,7 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<RunReport> {
     let clickhouse = Arc::new(ClickHouseSink::new(&clickhouse));
-    runtime.block_on(clickhouse.ping())?;
+    runtime.block_on(clickhouse.ping()).map_err(Error::ClickHouseUnreachable)?;
     let failure = graph_config.failure.clone();
     let handle = runtime.handle().clone();
     let started = Instant::now();
