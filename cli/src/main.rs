@@ -28,11 +28,16 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// WebSocket edge: chat page at /, WebSocket at /ws, metrics at /metrics.
+    /// WebSocket edge: chat page at /, WebSocket at /ws; console, agent page and metrics on the
+    /// admin listener.
     Gateway {
         /// Address to listen on (default 127.0.0.1:8080, or SWITCHBOARD_GATEWAY_LISTEN).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Address of the admin listener (default 127.0.0.1:8081, or
+        /// SWITCHBOARD_GATEWAY_ADMIN_LISTEN; `off` serves none).
+        #[arg(long)]
+        admin_listen: Option<String>,
     },
     /// Run one process of a timely cluster (hosts file: one host:port a line).
     Submit {
@@ -324,10 +329,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             commands::run_topology(switchboard_topology::runner::live::Layout::Process(workers), config.as_deref(), &runtime()?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Gateway { listen } => {
+        Command::Gateway { listen, admin_listen } => {
             let mut config = switchboard_gateway::GatewayConfig::from_env().map_err(|e| anyhow!(BadInput(e.to_string())))?;
             if let Some(listen) = listen {
                 config.listen = listen;
+            }
+            match admin_listen.as_deref().map(str::trim) {
+                None => {}
+                Some("off") => config.admin.listen = None,
+                Some(addr) => {
+                    config.admin.listen = Some(
+                        addr.parse().map_err(|e| anyhow!(BadInput(format!("--admin-listen {addr:?}: {e}"))))?,
+                    )
+                }
             }
             let rt = runtime()?;
             rt.block_on(switchboard_gateway::serve(config, commands::stop_requested()))?;

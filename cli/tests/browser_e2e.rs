@@ -35,6 +35,10 @@ const ANSWER_ASKS_FOR: &str = "订单号";
 
 /// Startup of the debug-build topology (models and knowledge base) plus the first turn.
 const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(90);
+/// The console account this test logs in with.
+const CONSOLE_USER: &str = "e2e-viewer";
+const CONSOLE_PASSWORD: &str = "browser test password";
+
 /// The console polls its API every 5 s; ClickHouse has the rows within an epoch.
 const CONSOLE_WAIT: Duration = Duration::from_secs(60);
 const STEP_WAIT: Duration = Duration::from_secs(20);
@@ -309,10 +313,17 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
         &work.join("topology.log"),
     );
     let gateway = format!("127.0.0.1:{}", free_port());
+    let admin_listen = format!("127.0.0.1:{}", free_port());
+    let users = work.join("users.json");
+    switchboard_gateway::accounts::Accounts::load(&users)
+        .and_then(|mut a| a.upsert(CONSOLE_USER, switchboard_gateway::accounts::Role::Viewer, CONSOLE_PASSWORD))
+        .expect("a console account");
     processes.spawn(
         "switchboard gateway",
         Command::new(switchboard)
             .args(["gateway", "--listen", &gateway])
+            .env("SWITCHBOARD_GATEWAY_ADMIN_LISTEN", &admin_listen)
+            .env("SWITCHBOARD_USERS_FILE", &users)
             .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &user_said)
             .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &bot_said)
             .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
@@ -375,8 +386,27 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
     let dialogue = browser.js(r##"return JSON.parse(sessionStorage.getItem("sb.dialogue"));"##, &[]).await;
     let dialogue = dialogue.as_str().expect("the page keeps its dialogue id").to_string();
 
-    // 4. The console counts the turn and shows its intent.
-    browser.client.goto(&format!("http://{gateway}/console")).await.expect("open /console");
+    // 4. The console is on the admin listener only, behind a login: it sends us to the login
+    // page; we log in and land on the dashboard, which counts the turn and shows its intent.
+    browser.client.goto(&format!("http://{gateway}/console")).await.expect("open /console on the public listener");
+    let public = browser.js("return document.body ? document.body.textContent : '';", &[]).await;
+    assert!(!public.as_str().unwrap_or_default().contains("operations"), "no console on the public listener: {public}");
+    browser.client.goto(&format!("http://{admin_listen}/console")).await.expect("open /console");
+    let url = browser.client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/login", "an anonymous visit is sent to the login page: {url}");
+    browser.find("#username").await.send_keys(CONSOLE_USER).await.expect("type the user");
+    browser.find("#password").await.send_keys(CONSOLE_PASSWORD).await.expect("type the password");
+    browser.screenshot("04a-console-login").await;
+    browser.find("#submit").await.click().await.expect("log in");
+    browser
+        .wait_for(
+            "the dashboard after the login",
+            STEP_WAIT,
+            r##"var who = document.getElementById("whoami");
+               return (location.pathname === "/console" && who) ? who.textContent : null;"##,
+            &[],
+        )
+        .await;
     let seen = browser
         .wait_for(
             "the console to count the turn",
@@ -428,6 +458,16 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
     }
     assert!(trace["status"].as_str().is_some_and(|s| s.ends_with("1 turns")), "{trace}");
     browser.screenshot("05-console-trace").await;
+
+    // 6. Log out: back on the login page, and the console is closed again.
+    browser.find("#logout").await.click().await.expect("log out");
+    browser
+        .wait_for("the login page after logout", STEP_WAIT, r##"return location.pathname === "/login" ? true : null;"##, &[])
+        .await;
+    browser.screenshot("06-logged-out").await;
+    browser.client.goto(&format!("http://{admin_listen}/console")).await.expect("open /console again");
+    let url = browser.client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/login", "after logout the console needs a login again: {url}");
 
     browser.client.close().await.expect("close the browser");
     processes.check_alive(&work);

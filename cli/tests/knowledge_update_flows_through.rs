@@ -203,10 +203,13 @@ async fn a_knowledge_base_update_reaches_the_running_topology_as_a_diff() {
 
     // The console shows the same counts, fetched by the gateway from the topology.
     let gateway_port = free_port();
+    let admin_addr = format!("127.0.0.1:{}", free_port());
     let gateway_log = std::fs::File::create(work.join("gateway.log")).expect("gateway log");
     let mut gateway = Guarded(
         Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["gateway", "--listen", &format!("127.0.0.1:{gateway_port}")])
+            .env("SWITCHBOARD_GATEWAY_ADMIN_LISTEN", &admin_addr)
+            .env("SWITCHBOARD_USERS_FILE", common::admin_http::users_file(&work))
             .env("SWITCHBOARD_TOPOLOGY_METRICS", format!("127.0.0.1:{metrics_port}"))
             .env("SWITCHBOARD_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -215,8 +218,15 @@ async fn a_knowledge_base_update_reaches_the_running_topology_as_a_diff() {
             .expect("start gateway"),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut cookie = None;
     loop {
-        let body = http_get(gateway_port, "/console/api/live?minutes=120").unwrap_or_default();
+        if cookie.is_none() {
+            cookie = common::admin_http::login(&admin_addr);
+        }
+        let body = cookie
+            .as_deref()
+            .and_then(|c| common::admin_http::get(&admin_addr, c, "/console/api/live?minutes=120"))
+            .unwrap_or_default();
         let view: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let turns: i64 = view["rows"]
             .as_array()

@@ -194,10 +194,10 @@ fn record_works_with_the_right_credentials_over_sasl_and_tls() {
 }
 
 /// `/metrics` from `addr` once it answers 200 (at most 60 s).
-async fn wait_for_metrics(addr: &str, who: &str) -> String {
+async fn wait_for_metrics(addr: &str, who: &str, headers: &[(&str, &str)]) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(body) = http_get(addr, "/metrics") {
+        if let Some(body) = http_get(addr, "/metrics", headers) {
             return body;
         }
         assert!(Instant::now() < deadline, "{who} did not serve /metrics at {addr}");
@@ -302,7 +302,9 @@ fn refused_clients_exit_fast_with_one_clear_line() {
     for (case, credentials, expected) in cases {
         for args in commands {
             let mut command = switchboard(args);
-            command.env("SWITCHBOARD_KAFKA_BROKERS", &secure.sasl_brokers);
+            command
+                .env("SWITCHBOARD_KAFKA_BROKERS", &secure.sasl_brokers)
+                .env("SWITCHBOARD_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0");
             if let Some((user, password)) = credentials {
                 command
                     .env("SWITCHBOARD_KAFKA_USERNAME", user)
@@ -398,18 +400,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    body.starts_with("HTTP/1.1 200").then_some(body)
+/// The whole response to a GET (head and body) when it is a 200.
+fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Option<String> {
+    common::admin_http::request(addr, "GET", path, headers, "").and_then(|(status, r)| (status == 200).then_some(r))
 }
 
 /// SIGTERM, then SIGKILL after 20 s; everything it wrote to stdout and stderr.
@@ -441,6 +434,16 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         .expect("create database");
     let hmac_secret = format!("hmac-Secret-{run_id}");
     let work = std::env::temp_dir().join(format!("switchboard-secrets-{run_id}"));
+    // The access secrets: resume-token keys, the metrics token, an account's password.
+    std::fs::create_dir_all(&work).expect("work dir");
+    let resume_key = format!("resume-Key-{run_id}-0123456789abcdef");
+    let resume_keys = work.join("resume-keys");
+    std::fs::write(&resume_keys, format!("k1:{resume_key}\n")).expect("resume keys file");
+    let metrics_token = format!("metrics-Token-{run_id}");
+    let metrics_token_file = work.join("metrics-token");
+    std::fs::write(&metrics_token_file, &metrics_token).expect("metrics token file");
+    let users = common::admin_http::users_file(&work);
+    let account_password = common::admin_http::PASSWORD.to_string();
     std::fs::create_dir_all(&work).expect("work dir");
 
     // The topology, password from the environment, everything logged at debug level.
@@ -467,6 +470,7 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
 
     // The gateway, password from a file, with an HMAC secret.
     let gateway_addr = format!("127.0.0.1:{}", free_port());
+    let admin_addr = format!("127.0.0.1:{}", free_port());
     let gateway = Drained::spawn(
         switchboard(&["gateway", "--listen", &gateway_addr])
             .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
@@ -475,6 +479,10 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
             .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &input)
             .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &replies)
             .env("SWITCHBOARD_GATEWAY_HMAC_SECRET", &hmac_secret)
+            .env("SWITCHBOARD_GATEWAY_ADMIN_LISTEN", &admin_addr)
+            .env("SWITCHBOARD_USERS_FILE", &users)
+            .env("SWITCHBOARD_GATEWAY_RESUME_KEYS_FILE", &resume_keys)
+            .env("SWITCHBOARD_GATEWAY_METRICS_TOKEN_FILE", &metrics_token_file)
             .env("SWITCHBOARD_LOG", "debug")
             .env("RUST_LOG", "debug"),
     );
@@ -503,8 +511,11 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let topology_metrics = wait_for_metrics(&metrics_addr, "the topology").await;
-    let gateway_metrics = wait_for_metrics(&gateway_addr, "the gateway (with the right credentials)").await;
+    let topology_metrics = wait_for_metrics(&metrics_addr, "the topology", &[]).await;
+    let bearer = format!("Bearer {metrics_token}");
+    let gateway_metrics =
+        wait_for_metrics(&admin_addr, "the gateway (with the right credentials)", &[("Authorization", &bearer)]).await;
+    let cookie = common::admin_http::login(&admin_addr).expect("a login on the admin listener");
     // The console (page and API) and the chat page, whatever they answer.
     let mut console = String::new();
     for path in [
@@ -514,7 +525,12 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         "/console/api/summary",
         "/console/api/dialogues",
     ] {
-        console.push_str(&http_get(&gateway_addr, path).unwrap_or_default());
+        let (addr, headers) = if path.starts_with("/console") {
+            (&admin_addr, vec![("Cookie", cookie.as_str())])
+        } else {
+            (&gateway_addr, vec![])
+        };
+        console.push_str(&http_get(addr, path, &headers).unwrap_or_default());
     }
     let doctor = switchboard(&["doctor"])
         .env("SWITCHBOARD_KAFKA_BROKERS", &settings.brokers)
@@ -550,10 +566,7 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
     );
     let topology_output = stop(topology);
     let gateway_output = stop(gateway);
-    assert!(
-        topology_output.contains("DEBUG"),
-        "the topology did not log at debug level:\n{topology_output}"
-    );
+    assert!(topology_output.contains("DEBUG"), "the topology did not log at debug level:\n{topology_output}");
     for (name, text) in [
         ("topology stdout/stderr", &topology_output),
         ("gateway stdout/stderr", &gateway_output),
@@ -565,11 +578,11 @@ async fn secrets_never_appear_in_logs_metrics_or_errors() {
         for (secret, what) in [
             (&secure.password, "Kafka password"),
             (&hmac_secret, "HMAC secret"),
+            (&resume_key, "resume-token key"),
+            (&metrics_token, "metrics token"),
+            (&account_password, "account password"),
         ] {
-            assert!(
-                !text.contains(secret.as_str()),
-                "the {what} appears in the {name}"
-            );
+            assert!(!text.contains(secret.as_str()), "the {what} appears in the {name}");
         }
     }
     let _ = admin

@@ -48,6 +48,12 @@ say "open-files limit $(ulimit -n); net.core.somaxconn $(cat /proc/sys/net/core/
     "local ports $(tr '\t' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo ?)"
 # The gateway refuses connections over SWITCHBOARD_GATEWAY_MAX_CONNECTIONS (default 10 000) and
 # rate-limits each connection to SWITCHBOARD_GATEWAY_RATE_PER_SEC frames/s (default 5).
+# All load comes from this one address, so the per-address limits (256 connections, 10 hellos/s,
+# 1 024 dialogues by default; they stop one client from exhausting the gateway) are raised for
+# the gateway this script starts. A gateway found running keeps its own settings.
+export SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS="${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS:-$connections}"
+export SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS="${SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS:-$((connections * 4))}"
+export SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS="${SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS:-$connections}"
 if [ "${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS:-10000}" -lt "$connections" ]; then
   die "SWITCHBOARD_GATEWAY_MAX_CONNECTIONS=${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS} is below --connections $connections"
 fi

@@ -1,5 +1,7 @@
 //! The gateway's configuration, with defaults and `SWITCHBOARD_GATEWAY_*` environment overrides.
 
+use crate::admin::AdminConfig;
+use crate::tokens::{IdTokenVerifier, ResumeKeys};
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings, SettingsError};
@@ -53,6 +55,18 @@ pub struct GatewayConfig {
     /// default of [`GatewayConfig::new`]) serves no console; [`GatewayConfig::from_env`] always
     /// sets it. A ClickHouse that is down only makes the console's API answer 503.
     pub clickhouse: Option<ClickHouseSettings>,
+    /// The admin listener: console, agent page, `/metrics`, logins ([`AdminConfig`]).
+    pub admin: AdminConfig,
+    /// The keys that sign and verify resume tokens ([`ResumeKeys`]); [`GatewayConfig::new`] makes
+    /// a random one (resumes then work on this instance only).
+    pub resume_keys: ResumeKeys,
+    /// How the host site's id tokens are checked, if it sends any ([`IdTokenVerifier`]).
+    pub id_tokens: Option<IdTokenVerifier>,
+    /// A header set by a trusted proxy that carries the client's address
+    /// (`SWITCHBOARD_GATEWAY_CLIENT_IP_HEADER`, e.g. `X-Forwarded-For`; the last entry counts).
+    /// Unset (the default), the TCP peer's address counts. Set it only behind a proxy that
+    /// overwrites the header, or clients can pick their address.
+    pub client_ip_header: Option<String>,
 }
 
 /// Limits that protect the gateway from misbehaving clients.
@@ -76,6 +90,15 @@ pub struct Limits {
     /// Most concurrent WebSocket connections (`SWITCHBOARD_GATEWAY_MAX_CONNECTIONS`, default
     /// 10 000); one more gets `server_busy` and is closed.
     pub max_connections: usize,
+    /// Most concurrent connections from one client address
+    /// (`SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS`, default 256).
+    pub max_connections_per_address: usize,
+    /// Hellos per second one client address may send (`SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS`,
+    /// default 10, in bursts of up to 5 × that).
+    pub hello_rate_per_address: f64,
+    /// Most dialogues held for one client address (`SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS`,
+    /// default 1 024): one address cannot fill the dialogue cap.
+    pub max_dialogues_per_address: usize,
     /// Most dialogues held (connected or waiting for a resume); default 4 × `max_connections`.
     pub max_dialogues: usize,
     /// A connection that sends nothing for this long is closed
@@ -94,6 +117,9 @@ impl Default for Limits {
             rate_burst: 10,
             max_connections: 10_000,
             max_dialogues: 40_000,
+            max_connections_per_address: 256,
+            hello_rate_per_address: 10.0,
+            max_dialogues_per_address: 1024,
             idle_timeout: Duration::from_secs(300),
         }
     }
@@ -167,6 +193,10 @@ impl GatewayConfig {
             reconnect_after_ms: 1000,
             hmac_secret: None,
             clickhouse: None,
+            admin: AdminConfig::default(),
+            resume_keys: ResumeKeys::ephemeral(Duration::from_secs(86_400)),
+            id_tokens: None,
+            client_ip_header: None,
         }
     }
 
@@ -176,6 +206,7 @@ impl GatewayConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut config = Self::from_lookup(KafkaSettings::from_env()?, |name| std::env::var(name).ok())?;
         config.clickhouse = Some(ClickHouseSettings::from_env().map_err(ConfigError::ClickHouse)?);
+        config.admin.users_file = Some(crate::accounts::users_file());
         Ok(config)
     }
 
@@ -235,6 +266,22 @@ impl GatewayConfig {
             limits.max_connections = positive("SWITCHBOARD_GATEWAY_MAX_CONNECTIONS", &v)?;
             limits.max_dialogues = limits.max_connections.saturating_mul(4);
         }
+        if let Some(v) = get("SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS") {
+            limits.max_connections_per_address = positive("SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", &v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS") {
+            limits.max_dialogues_per_address = positive("SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS", &v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS") {
+            let rate: f64 = parse("SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS", &v)?;
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(ConfigError::Invalid {
+                    variable: "SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS",
+                    reason: "must be a positive number".into(),
+                });
+            }
+            limits.hello_rate_per_address = rate;
+        }
         if let Some(v) = get("SWITCHBOARD_GATEWAY_IDLE_TIMEOUT_SECS") {
             limits.idle_timeout = Duration::from_secs(positive("SWITCHBOARD_GATEWAY_IDLE_TIMEOUT_SECS", &v)? as u64);
         }
@@ -264,6 +311,12 @@ impl GatewayConfig {
         if let Some(v) = get("SWITCHBOARD_GATEWAY_RECONNECT_AFTER_MS") {
             config.reconnect_after_ms = parse("SWITCHBOARD_GATEWAY_RECONNECT_AFTER_MS", &v)?;
         }
+        config.admin = AdminConfig::from_lookup(&get)?;
+        if let Some(keys) = ResumeKeys::from_lookup(&get)? {
+            config.resume_keys = keys;
+        }
+        config.id_tokens = IdTokenVerifier::from_lookup(&get)?;
+        config.client_ip_header = get("SWITCHBOARD_GATEWAY_CLIENT_IP_HEADER").map(|h| h.trim().to_ascii_lowercase());
         config.hmac_secret = match get("SWITCHBOARD_GATEWAY_HMAC_SECRET") {
             Some(v) => Some(Secret::new(v.into_bytes())),
             None => match get("SWITCHBOARD_GATEWAY_HMAC_SECRET_FILE") {

@@ -7,6 +7,8 @@ use crate::protocol::{parse_client_frame, ClientFrame, ErrorCode, Hello, Say, Se
 use crate::rate::TokenBucket;
 use crate::state::{ConnGuard, Shared};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use crate::tokens::bound_user;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,8 @@ struct Conn {
     dialogue: Option<String>,
     outbox: Option<mpsc::UnboundedReceiver<ServerFrame>>,
     bucket: TokenBucket,
+    /// The client's address.
+    ip: IpAddr,
 }
 
 /// Serves one connection until it closes. `guard` holds its connection slot.
@@ -61,7 +65,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, guard: ConnGuard
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let limits = &shared.config.limits;
     let bucket = TokenBucket::new(limits.rate_per_sec, limits.rate_burst, std::time::Instant::now());
-    let mut conn = Conn { socket, shared: shared.clone(), id, dialogue: None, outbox: None, bucket };
+    let mut conn = Conn { socket, shared: shared.clone(), id, dialogue: None, outbox: None, bucket, ip: guard.ip };
     tracing::debug!(conn = id, "connection opened");
     let flow = conn.serve().await;
     if let Flow::Close(code, reason) = flow {
@@ -74,11 +78,17 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, guard: ConnGuard
     drop(guard);
 }
 
-/// Refuses a connection over the cap: `server_busy`, then close.
-pub(crate) async fn refuse_busy(socket: WebSocket, shared: Arc<Shared>) {
+/// Refuses a connection over the instance's cap, or over its address's cap when `per_address`:
+/// `server_busy`, then close.
+pub(crate) async fn refuse_busy(socket: WebSocket, shared: Arc<Shared>, per_address: bool) {
     shared.metrics.connections_refused.inc();
     shared.metrics.rejected(ErrorCode::ServerBusy);
-    tracing::warn!("connection refused: connection cap reached");
+    if per_address {
+        shared.metrics.access_refused("address_connections");
+        tracing::info!("connection refused: this address holds as many connections as one address may");
+    } else {
+        tracing::warn!("connection refused: connection cap reached");
+    }
     let mut conn = Conn {
         socket,
         shared: shared.clone(),
@@ -86,6 +96,7 @@ pub(crate) async fn refuse_busy(socket: WebSocket, shared: Arc<Shared>) {
         dialogue: None,
         outbox: None,
         bucket: TokenBucket::new(1.0, 1, std::time::Instant::now()),
+        ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     };
     if conn.send(ServerFrame::error(ErrorCode::ServerBusy, "too many connections; retry later")).await {
         conn.close(close_code::TRY_AGAIN_LATER, "server busy").await;
@@ -211,8 +222,15 @@ impl Conn {
                 }
                 self.reject(ErrorCode::BadFrame, "binary frames are not supported; send JSON text").await
             }
-            // Pings are answered by the WebSocket layer; both count as activity.
-            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+            // Pings are answered by the WebSocket layer; they count against the frame rate like
+            // any frame (a ping flood costs the client its rate, not the gateway its CPU).
+            Message::Ping(_) | Message::Pong(_) => {
+                if self.take_token() {
+                    Flow::Continue
+                } else {
+                    self.reject(ErrorCode::RateLimited, "too many frames; slow down").await
+                }
+            }
             // The WebSocket layer answers the close; the stream ends next.
             Message::Close(_) => Flow::Continue,
         }
@@ -258,6 +276,12 @@ impl Conn {
                 .reject_and_close(ErrorCode::Unavailable, "gateway draining; reconnect", close_code::GOING_AWAY)
                 .await;
         }
+        if !self.shared.per_address.allow_hello(self.ip) {
+            self.shared.metrics.access_refused("address_hellos");
+            return self
+                .reject_and_close(ErrorCode::RateLimited, "too many hellos from this address; retry later", close_code::TRY_AGAIN_LATER)
+                .await;
+        }
         if let Some(secret) = &self.shared.config.hmac_secret {
             let valid = hello.token.as_deref().is_some_and(|t| auth::verify(secret.expose(), &hello.user_id, t));
             if !valid {
@@ -267,9 +291,26 @@ impl Conn {
                     .await;
             }
         }
+        let config = &self.shared.config;
+        let user_id = match bound_user(config.id_tokens.as_ref(), &hello.user_id, hello.id_token.as_deref()) {
+            Ok(user) => user,
+            Err(e) => {
+                self.shared.metrics.access_refused("id_token");
+                tracing::info!(conn = self.id, reason = %e, "hello refused: id token");
+                return self.reject_and_close(ErrorCode::Unauthorized, &e.to_string(), close_code::POLICY).await;
+            }
+        };
+        if let Some(dialogue_id) = &hello.dialogue_id {
+            let now = std::time::SystemTime::now();
+            if let Err(e) = config.resume_keys.verify(hello.resume_token.as_deref(), dialogue_id, &user_id, now) {
+                self.shared.metrics.access_refused("resume_token");
+                tracing::info!(conn = self.id, reason = %e, "hello refused: resume token");
+                return self.reject_and_close(ErrorCode::Unauthorized, &e.to_string(), close_code::POLICY).await;
+            }
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let resumed = hello.dialogue_id.is_some();
-        match self.shared.hub.attach(hello.dialogue_id.as_deref(), &hello.user_id, hello.locale, self.id, tx) {
+        match self.shared.hub.attach(hello.dialogue_id.as_deref(), &user_id, hello.locale, self.ip, self.id, tx) {
             Ok(attachment) => {
                 self.outbox = Some(rx);
                 self.dialogue = Some(attachment.dialogue_id.clone());
@@ -280,7 +321,9 @@ impl Conn {
                     backlog = attachment.backlog.len(),
                     "hello"
                 );
-                if !self.send(ServerFrame::Welcome { dialogue_id: attachment.dialogue_id }).await {
+                let resume_token =
+                    config.resume_keys.issue(&attachment.dialogue_id, &user_id, std::time::SystemTime::now());
+                if !self.send(ServerFrame::Welcome { dialogue_id: attachment.dialogue_id, resume_token }).await {
                     return Flow::Stop;
                 }
                 for frame in attachment.backlog {
@@ -296,6 +339,16 @@ impl Conn {
                     ErrorCode::Unauthorized,
                     "the dialogue belongs to another user",
                     close_code::POLICY,
+                )
+                .await
+            }
+            Err(AttachError::AddressBusy) => {
+                self.shared.metrics.access_refused("address_dialogues");
+                tracing::info!(conn = self.id, "hello refused: this address holds as many dialogues as one address may");
+                self.reject_and_close(
+                    ErrorCode::ServerBusy,
+                    "too many dialogues from this address; retry later",
+                    close_code::TRY_AGAIN_LATER,
                 )
                 .await
             }

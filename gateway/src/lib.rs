@@ -34,21 +34,26 @@
 #![deny(missing_docs)]
 
 pub mod accounts;
+pub mod admin;
+mod agent;
 pub mod auth;
 mod config;
 mod connection;
 pub mod console;
+pub mod http_serve;
 mod error;
 mod hub;
 mod kafka;
 pub mod live;
 pub mod metrics;
+mod per_address;
 pub mod protocol;
 pub mod rate;
 mod server;
 mod state;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 
 pub use config::{ConfigError, GatewayConfig, Limits, Secret};
 pub use console::ConsoleError;

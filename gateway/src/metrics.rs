@@ -35,6 +35,10 @@ pub struct Metrics {
     bot_said_records: Family<Reason, Counter>,
     /// Time from produce to broker acknowledgement, in seconds.
     pub produce_latency: Histogram,
+    /// Admin logins, by outcome (accepted, refused, throttled).
+    logins: Family<Reason, Counter>,
+    /// Hellos and connections refused by an access rule, by reason.
+    access_refused: Family<Reason, Counter>,
 }
 
 impl Metrics {
@@ -87,8 +91,19 @@ impl Metrics {
             "Time from producing a user turn to the broker's acknowledgement",
             produce_latency.clone(),
         );
+        let logins = Family::<Reason, Counter>::default();
+        registry.register("admin_logins", "Admin logins, by outcome (accepted, refused, throttled)", logins.clone());
+        let access_refused = Family::<Reason, Counter>::default();
+        registry.register(
+            "access_refused",
+            "Connections and hellos refused by an access rule, by reason (resume_token, id_token, \
+             address_connections, address_hellos, address_dialogues)",
+            access_refused.clone(),
+        );
         Metrics {
             registry,
+            logins,
+            access_refused,
             connections,
             connections_refused,
             dialogues,
@@ -111,6 +126,16 @@ impl Metrics {
     /// Counts a delivered handoff frame.
     pub fn handoff_delivered(&self, reason: &'static str) {
         self.handoffs_delivered.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// Counts an admin login by outcome.
+    pub fn login(&self, outcome: &'static str) {
+        self.logins.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// Counts a connection or hello refused by an access rule.
+    pub fn access_refused(&self, reason: &'static str) {
+        self.access_refused.get_or_create(&[("reason", reason)]).inc();
     }
 
     /// Counts a bot.said record by outcome.

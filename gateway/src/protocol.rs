@@ -9,6 +9,9 @@ use switchboard_schemas::Locale;
 /// Longest `user_id`, `dialogue_id` and `client_msg_id`, in characters.
 pub const MAX_ID_CHARS: usize = 128;
 
+/// Longest `resume_token` or `id_token`, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
 /// A frame from the client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
@@ -29,6 +32,10 @@ pub struct Hello {
     pub locale: Locale,
     /// hex(HMAC-SHA256(secret, user_id)), required when the gateway has a secret.
     pub token: Option<String>,
+    /// The `resume_token` of the dialogue's last `welcome`: required with a `dialogue_id`.
+    pub resume_token: Option<String>,
+    /// A JWT from the host site; the dialogue is then bound to its subject.
+    pub id_token: Option<String>,
 }
 
 /// One user turn.
@@ -83,6 +90,9 @@ pub enum ServerFrame {
     Welcome {
         /// The dialogue (new or resumed).
         dialogue_id: String,
+        /// Signed by the gateway, bound to the dialogue and its user, expiring: the next `hello`
+        /// that resumes the dialogue must carry it, on any gateway instance.
+        resume_token: String,
     },
     /// The bot's answer to a say.
     Answer {
@@ -196,7 +206,14 @@ pub fn parse_client_frame(text: &str, max_text_chars: usize) -> Result<ClientFra
                 }
             };
             let token = optional_string(object, "token")?;
-            Ok(ClientFrame::Hello(Hello { dialogue_id, user_id, locale, token }))
+            let resume_token = optional_string(object, "resume_token")?;
+            let id_token = optional_string(object, "id_token")?;
+            for (field, value) in [("resume_token", &resume_token), ("id_token", &id_token)] {
+                if value.as_ref().is_some_and(|v| v.len() > MAX_TOKEN_BYTES) {
+                    return Err(FrameError::bad(format!("field `{field}` is longer than {MAX_TOKEN_BYTES} bytes")));
+                }
+            }
+            Ok(ClientFrame::Hello(Hello { dialogue_id, user_id, locale, token, resume_token, id_token }))
         }
         "say" => {
             let client_msg_id = required_string(object, "client_msg_id")?;
@@ -264,7 +281,7 @@ mod tests {
         let hello = parse_client_frame(r#"{"type":"hello","user_id":"u1","locale":"en"}"#, 2000).unwrap();
         assert_eq!(
             hello,
-            ClientFrame::Hello(Hello { dialogue_id: None, user_id: "u1".into(), locale: Locale::En, token: None })
+            ClientFrame::Hello(Hello { dialogue_id: None, user_id: "u1".into(), locale: Locale::En, token: None, resume_token: None, id_token: None })
         );
         let hello =
             parse_client_frame(r#"{"type":"hello","user_id":"u1","dialogue_id":"d1","token":"ab"}"#, 2000).unwrap();

@@ -1,5 +1,6 @@
-//! The HTTP server: `/ws`, the chat page, `/healthz`, `/metrics`, the operations console
-//! (`/console`, when ClickHouse settings are configured), and the graceful drain.
+//! The HTTP servers: the public listener (`/`, `/ws`, `/healthz` and nothing else) and the admin
+//! listener (logins, the console, the agent page, `/metrics`: see [`crate::admin`]), and the
+//! graceful drain.
 
 use crate::config::GatewayConfig;
 use crate::connection;
@@ -7,10 +8,11 @@ use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::kafka::{BotSaidReader, Publisher};
 use crate::metrics::Metrics;
-use crate::state::{ConnGuard, Shared};
+use crate::per_address::{client_ip, PerAddress};
+use crate::state::{ConnGuard, NoSlot, Shared};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -42,6 +44,7 @@ pub struct Gateway {
     shared: Arc<Shared>,
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin: Option<(TcpListener, SocketAddr)>,
     reader: Option<BotSaidReader>,
 }
 
@@ -52,7 +55,12 @@ impl Gateway {
     pub async fn bind(config: GatewayConfig) -> Result<Gateway> {
         let publisher = Publisher::kafka(&config)?;
         let metrics = Arc::new(Metrics::new());
-        let hub = Arc::new(Hub::new(metrics.clone(), config.resume_window, config.limits.max_dialogues));
+        let hub = Arc::new(Hub::new(
+            metrics.clone(),
+            config.resume_window,
+            config.limits.max_dialogues,
+            config.limits.max_dialogues_per_address,
+        ));
         let reader = BotSaidReader::start(&config, hub.clone(), metrics.clone()).await?;
         let mut gateway = Self::bind_with(config, publisher, hub, metrics).await?;
         gateway.reader = Some(reader);
@@ -68,7 +76,28 @@ impl Gateway {
         let listener =
             TcpListener::bind(config.listen).await.map_err(|source| Error::Bind { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.listen, source })?;
+        let admin = match config.admin.listen {
+            None => None,
+            Some(addr) => {
+                let admin = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+                let bound = admin.local_addr().map_err(|source| Error::Bind { addr, source })?;
+                Some((admin, bound))
+            }
+        };
+        if config.resume_keys.is_ephemeral() {
+            tracing::warn!(
+                "no SWITCHBOARD_GATEWAY_RESUME_KEYS_FILE: resume tokens are signed with a key made at start, so a \
+                 dialogue resumes only on this instance and only until it restarts"
+            );
+        }
+        let limits = &config.limits;
+        let per_address = PerAddress::new(
+            limits.max_connections_per_address,
+            limits.hello_rate_per_address,
+            (limits.hello_rate_per_address * 5.0).ceil().min(f64::from(u32::MAX)) as u32,
+        );
         let shared = Arc::new(Shared {
+            per_address,
             config,
             hub,
             publisher: Arc::new(publisher),
@@ -77,12 +106,17 @@ impl Gateway {
             connections: watch::channel(0).0,
             next_conn: AtomicU64::new(1),
         });
-        Ok(Gateway { shared, listener, local_addr, reader: None })
+        Ok(Gateway { shared, listener, local_addr, admin, reader: None })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// The public listener's address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's address actually bound, if it has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 
     /// Serves until `shutdown` resolves, then drains: stops accepting connections and says,
@@ -90,7 +124,7 @@ impl Gateway {
     /// every pending say is answered or timed out (at most [`GatewayConfig::drain_timeout`]),
     /// closes the connections and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let Gateway { shared, listener, local_addr, reader } = self;
+        let Gateway { shared, listener, local_addr, admin, reader } = self;
         tracing::info!(
             addr = %local_addr,
             instance = %shared.config.instance_id,
@@ -99,7 +133,18 @@ impl Gateway {
             "gateway listening"
         );
         let gc = tokio::spawn(gc_loop(shared.clone()));
-        let app = router(shared.clone());
+        let admin_task = admin.map(|(listener, addr)| {
+            tracing::info!(%addr, "admin listener (console, agent page, metrics) listening");
+            let app = crate::admin::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let mut drain = shared.drain.subscribe();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = drain.wait_for(|d| *d).await;
+                };
+                axum::serve(listener, app).with_graceful_shutdown(stop).await
+            })
+        });
+        let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
@@ -123,6 +168,14 @@ impl Gateway {
         }
         shared.publisher.flush().await;
         gc.abort();
+        if let Some(task) = admin_task {
+            // Agent WebSockets close with the drain; a stuck admin request does not hold the stop.
+            match tokio::time::timeout(Duration::from_secs(5), task).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin listener failed"),
+                Ok(_) => {}
+                Err(_) => tracing::warn!("admin listener still busy at stop"),
+            }
+        }
         tracing::info!("gateway stopped");
         served.map_err(Error::Serve)
     }
@@ -134,30 +187,32 @@ pub async fn serve(config: GatewayConfig, shutdown: impl Future<Output = ()> + S
     Gateway::bind(config).await?.run(shutdown).await
 }
 
+/// The public listener's routes: the chat page, `/ws` and `/healthz`; anything else is 404.
 fn router(shared: Arc<Shared>) -> Router {
-    let console = shared.config.clickhouse.as_ref().map(crate::console::router);
-    let app = Router::new()
+    Router::new()
         .route("/", get(chat_page))
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(shared);
-    match console {
-        Some(console) => app.merge(console),
-        None => app,
-    }
+        .with_state(shared)
 }
 
-async fn ws_upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+async fn ws_upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let max = shared.config.limits.max_message_bytes;
-    let guard = ConnGuard::try_acquire(&shared);
+    let ip = client_ip(peer, &headers, shared.config.client_ip_header.as_deref());
+    let guard = ConnGuard::try_acquire(&shared, ip);
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| async move {
             match guard {
-                Some(guard) => connection::run(socket, shared, guard).await,
-                None => connection::refuse_busy(socket, shared).await,
+                Ok(guard) => connection::run(socket, shared, guard).await,
+                Err(NoSlot::Instance) => connection::refuse_busy(socket, shared, false).await,
+                Err(NoSlot::Address) => connection::refuse_busy(socket, shared, true).await,
             }
         })
 }
@@ -192,10 +247,6 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     });
     let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    ([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], shared.metrics.render()).into_response()
 }
 
 async fn gc_loop(shared: Arc<Shared>) {

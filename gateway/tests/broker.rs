@@ -25,6 +25,7 @@ const PARTITIONS: i32 = 8;
 /// A gateway on fresh topics, plus the test's own Kafka clients.
 struct Rig {
     addr: SocketAddr,
+    admin: common::Admin,
     gateway: RunningGateway,
     said: StreamConsumer,
     producer: FutureProducer,
@@ -45,7 +46,8 @@ async fn rig(tune: impl FnOnce(&mut GatewayConfig)) -> Rig {
     let gateway = start_gateway(&settings, &user_topic, &bot_topic, tune).await;
     let said = consume_from_beginning(&settings, &format!("test-gw-{id}"), &user_topic, PARTITIONS, &[]);
     let producer = test_producer(&settings, &[]);
-    Rig { _serial: serial, addr: gateway.addr, gateway, said, producer, bot_topic }
+    let admin = common::admin_login(gateway.admin).await;
+    Rig { _serial: serial, addr: gateway.addr, admin, gateway, said, producer, bot_topic }
 }
 
 impl Rig {
@@ -80,7 +82,7 @@ impl Rig {
     }
 
     async fn metrics(&self) -> String {
-        http_get(self.addr, "/metrics").await
+        http_get(&self.admin, "/metrics").await
     }
 
     /// Polls `/metrics` until it contains `needle`.
@@ -121,14 +123,21 @@ fn answer_to(said: &Event, text: &str) -> Event {
     )
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> String {
+async fn http_get(admin: &common::Admin, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = TcpStream::connect(addr).await.expect("http connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut s = TcpStream::connect(admin.addr).await.expect("http connect");
+    let cookie = &admin.cookie;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await.expect("http reply").unwrap();
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// The resume token of each dialogue's last welcome.
+static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
 
 struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -173,11 +182,15 @@ impl Client {
         let mut h = json!({"type":"hello","user_id":user,"locale":"zh-CN"});
         if let Some(d) = dialogue {
             h["dialogue_id"] = json!(d);
+            h["resume_token"] = json!(TOKENS.lock().unwrap().get(d).expect("a welcome for this dialogue"));
         }
         self.send(h).await;
         let w = self.recv().await;
         assert_eq!(w["type"], "welcome", "{w}");
-        w["dialogue_id"].as_str().expect("dialogue_id").to_string()
+        let d = w["dialogue_id"].as_str().expect("dialogue_id").to_string();
+        let token = w["resume_token"].as_str().expect("resume_token").to_string();
+        TOKENS.lock().unwrap().insert(d.clone(), token);
+        d
     }
 
     async fn say(&mut self, id: &str, text: &str) {

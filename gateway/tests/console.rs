@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::{create_topics, start_gateway, RunningGateway, WAIT};
+use common::{admin_login, create_topics, start_gateway, Admin, RunningGateway, WAIT};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_schemas::*;
@@ -19,9 +18,12 @@ use tokio::net::TcpStream;
 const SCRIPT: &str = "<script>alert(1)</script>";
 
 /// A plain HTTP/1.1 GET: (status, headers, body).
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).await.expect("http connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+async fn http_get(admin: &Admin, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(admin.addr).await.expect("http connect");
+    let cookie = &admin.cookie;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await.expect("http reply in time").unwrap();
     let text = String::from_utf8(buf).expect("utf-8 response");
@@ -31,8 +33,8 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
-async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value, String) {
-    let (status, head, body) = http_get(addr, path).await;
+async fn get_json(addr: &Admin, path: &str) -> (u16, Value, String) {
+    let (status, head, body) = http_get(&addr, path).await;
     assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{path}: {head}");
     let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
     (status, value, body)
@@ -177,20 +179,23 @@ async fn summary_trace_and_dialogue_list_come_from_clickhouse() {
     sink.write(&events).await.expect("duplicate insert");
 
     let rig = gateway(settings).await;
-    let addr = rig.addr;
+    let addr = admin_login(rig.admin).await;
+    // Without the login: 401.
+    let anonymous = Admin { addr: rig.admin, cookie: String::new() };
+    assert_eq!(get_json(&anonymous, "/console/api/summary").await.0, 401);
 
     // The page and its chart library.
-    let (status, head, page) = http_get(addr, "/console").await;
+    let (status, head, page) = http_get(&addr, "/console").await;
     assert_eq!(status, 200, "{head}");
     assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
     assert!(head.to_ascii_lowercase().contains("content-security-policy:"), "{head}");
     assert_eq!(page, switchboard_gateway::console::CONSOLE_PAGE);
-    let (status, head, js) = http_get(addr, "/console/vendor/chart.umd.min.js").await;
+    let (status, head, js) = http_get(&addr, "/console/vendor/chart.umd.min.js").await;
     assert_eq!(status, 200, "{head}");
     assert!(js.contains("Chart.js v4"));
 
     // Summary over the default window (15 minutes), this test's dialogues only.
-    let (status, s, raw) = get_json(addr, &format!("/console/api/summary?prefix={prefix}")).await;
+    let (status, s, raw) = get_json(&addr, &format!("/console/api/summary?prefix={prefix}")).await;
     assert_eq!(status, 200, "{s}");
     assert_eq!(s["minutes"], 15);
     assert_eq!(s["counts"]["user_said"], 3, "{s}");
@@ -228,15 +233,15 @@ async fn summary_trace_and_dialogue_list_come_from_clickhouse() {
     assert!(raw.contains("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"), "{raw}");
 
     // A window can be chosen; out-of-range values are clamped, bad ones refused.
-    let (status, s, _) = get_json(addr, &format!("/console/api/summary?minutes=99999&prefix={prefix}")).await;
+    let (status, s, _) = get_json(&addr, &format!("/console/api/summary?minutes=99999&prefix={prefix}")).await;
     assert_eq!((status, s["minutes"].as_u64()), (200, Some(1440)));
     assert_eq!(s["counts"]["user_said"], 3);
-    let (status, e, _) = get_json(addr, "/console/api/summary?minutes=soon").await;
+    let (status, e, _) = get_json(&addr, "/console/api/summary?minutes=soon").await;
     assert_eq!(status, 400, "{e}");
     assert_eq!(e["code"], "bad_request");
 
     // Recent dialogues: most recently active first.
-    let (status, list, _) = get_json(addr, &format!("/console/api/dialogues?prefix={prefix}")).await;
+    let (status, list, _) = get_json(&addr, &format!("/console/api/dialogues?prefix={prefix}")).await;
     assert_eq!(status, 200, "{list}");
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
@@ -248,7 +253,7 @@ async fn summary_trace_and_dialogue_list_come_from_clickhouse() {
     assert_eq!(list[1]["last_ms"], t0 + 1_300);
 
     // The trace of dialogue a: every event, in order, with per-stage latency.
-    let (status, t, raw) = get_json(addr, &format!("/console/api/dialogue/{a}")).await;
+    let (status, t, raw) = get_json(&addr, &format!("/console/api/dialogue/{a}")).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["dialogue_id"], a.as_str());
     assert_eq!(t["turns"], 2);
@@ -280,10 +285,10 @@ async fn summary_trace_and_dialogue_list_come_from_clickhouse() {
     assert!(!raw.contains('<'), "no markup character in the body: {raw}");
 
     // Unknown and invalid dialogues.
-    let (status, e, _) = get_json(addr, &format!("/console/api/dialogue/{prefix}-nobody")).await;
+    let (status, e, _) = get_json(&addr, &format!("/console/api/dialogue/{prefix}-nobody")).await;
     assert_eq!((status, e["code"].as_str()), (404, Some("not_found")), "{e}");
     let long = "x".repeat(200);
-    let (status, e, _) = get_json(addr, &format!("/console/api/dialogue/{long}")).await;
+    let (status, e, _) = get_json(&addr, &format!("/console/api/dialogue/{long}")).await;
     assert_eq!(status, 400, "{e}");
 
     rig.stop().await;
@@ -298,18 +303,18 @@ async fn clickhouse_down_answers_503_with_a_json_error() {
         password: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let addr = Admin { addr: listener.local_addr().unwrap(), cookie: String::new() };
     let app = switchboard_gateway::console::router(&settings);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     for path in ["/console/api/summary", "/console/api/dialogues?minutes=60", "/console/api/dialogue/d-1"] {
-        let (status, e, _) = get_json(addr, path).await;
+        let (status, e, _) = get_json(&addr, path).await;
         assert_eq!(status, 503, "{path}: {e}");
         assert_eq!(e["code"], "clickhouse_unavailable", "{path}: {e}");
         assert!(e["error"].as_str().unwrap().contains("127.0.0.1:1"), "{e}");
     }
     // The page itself is still served (and shows the error it gets from the API).
-    let (status, _, page) = http_get(addr, "/console").await;
+    let (status, _, page) = http_get(&addr, "/console").await;
     assert_eq!(status, 200);
     assert!(page.contains("Error: "));
     server.abort();

@@ -19,7 +19,6 @@ use common::{consume_from_beginning, create_topics, start_gateway, WAIT};
 use futures::{SinkExt, StreamExt};
 use rdkafka::Message as _;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_schemas::*;
 use switchboard_sinks::clickhouse::ClickHouseSink;
@@ -57,9 +56,10 @@ async fn expect_error(ws: &mut Ws, what: &str, codes: &[&str]) {
     );
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).await.expect("http connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+async fn http_get(admin: &common::Admin, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(admin.addr).await.expect("http connect");
+    let cookie = &admin.cookie;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .expect("write");
     let mut buf = Vec::new();
@@ -99,6 +99,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     })
     .await;
     let addr = gateway.addr;
+    let console = common::admin_login(gateway.admin).await;
 
     let (mut ws, _) = connect_async(format!("ws://{addr}/ws"))
         .await
@@ -253,7 +254,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
     assert_eq!(rows, hostile.len() as u64);
 
     // ---- the console: data only inside JSON, and the page uses textContent ----
-    let (head, body) = http_get(addr, &format!("/console/api/dialogue/{dialogue}")).await;
+    let (head, body) = http_get(&console, &format!("/console/api/dialogue/{dialogue}")).await;
     let lower = head.to_ascii_lowercase();
     assert!(lower.contains("content-type: application/json"), "{head}");
     assert!(lower.contains("x-content-type-options: nosniff"), "{head}");
@@ -271,8 +272,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
         );
     }
     // Parameters are bound, not spliced into the SQL: an injected prefix matches nothing.
-    let (_, listed) = http_get(
-        addr,
+    let (_, listed) = http_get(&console,
         &format!("/console/api/dialogues?minutes=60&prefix={dialogue}"),
     )
     .await;
@@ -283,8 +283,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
         "the dialogue is listed by its own prefix: {listed}"
     );
     let injected = "%27)%20OR%201%3D1%20OR%20(%27%27%3D%27";
-    let (head, body) = http_get(
-        addr,
+    let (head, body) = http_get(&console,
         &format!("/console/api/dialogues?minutes=60&prefix={injected}"),
     )
     .await;
@@ -294,7 +293,7 @@ async fn hostile_input_is_rejected_or_stored_inertly() {
         listed.as_array().is_some_and(Vec::is_empty),
         "an injected prefix listed dialogues: {listed}"
     );
-    let (page_head, page) = http_get(addr, "/console").await;
+    let (page_head, page) = http_get(&console, "/console").await;
     assert!(
         page_head
             .to_ascii_lowercase()

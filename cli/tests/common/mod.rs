@@ -5,6 +5,8 @@
 //! Each test file that needs them says `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+pub mod admin_http;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};

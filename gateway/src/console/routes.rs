@@ -68,8 +68,10 @@ fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
 // Static files
 // ---------------------------------------------------------------------------------------------
 
-/// `GET /console`: the page.
-pub(crate) async fn page() -> Response {
+/// `GET /console`: the page, with the logged-in user's bar (name, role, logout form and CSRF
+/// token) when the admin guard identified one.
+pub(crate) async fn page(identity: Option<axum::Extension<crate::admin::Identity>>) -> Response {
+    let bar = identity.map(|axum::Extension(i)| crate::admin::account_bar(&i)).unwrap_or_default();
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
@@ -77,15 +79,15 @@ pub(crate) async fn page() -> Response {
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
                     "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; \
-                     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+                     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; \
                      frame-ancestors 'none'",
                 ),
             ),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
             (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        CONSOLE_PAGE,
+        CONSOLE_PAGE.replace("<!--SB-ACCOUNT-->", &bar),
     )
         .into_response()
 }

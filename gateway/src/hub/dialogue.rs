@@ -45,6 +45,8 @@ pub(super) struct Attached {
 
 pub(super) struct Dialogue {
     pub(super) user_id: String,
+    /// The client address that opened it (for the per-address dialogue cap).
+    pub(super) origin: std::net::IpAddr,
     pub(super) locale: Locale,
     pub(super) conn: Option<Attached>,
     pub(super) msgs: LruCache<String, Msg>,
@@ -79,6 +81,8 @@ pub(crate) enum AttachError {
     WrongUser,
     /// The instance holds as many dialogues as it may.
     Busy,
+    /// The client's address holds as many dialogues as one address may.
+    AddressBusy,
 }
 
 /// A successful hello.
@@ -107,6 +111,8 @@ pub(crate) enum SayDecision {
 
 pub(super) struct State {
     pub(super) dialogues: HashMap<String, Dialogue>,
+    /// How many of `dialogues` each client address opened.
+    pub(super) per_origin: HashMap<std::net::IpAddr, usize>,
     pub(super) seen_events: LruCache<EventId, ()>,
 }
 

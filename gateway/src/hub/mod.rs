@@ -30,6 +30,7 @@ use dialogue::{
 };
 use lru::LruCache;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -42,12 +43,20 @@ pub(crate) struct Hub {
     metrics: Arc<Metrics>,
     resume_window: Duration,
     max_dialogues: usize,
+    max_dialogues_per_origin: usize,
 }
 
 impl Hub {
-    pub(crate) fn new(metrics: Arc<Metrics>, resume_window: Duration, max_dialogues: usize) -> Self {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        resume_window: Duration,
+        max_dialogues: usize,
+        max_dialogues_per_origin: usize,
+    ) -> Self {
         Hub {
+            max_dialogues_per_origin,
             state: Mutex::new(State {
+                per_origin: HashMap::new(),
                 dialogues: HashMap::new(),
                 seen_events: LruCache::new(NonZeroUsize::new(SEEN_EVENTS).unwrap_or(NonZeroUsize::MIN)),
             }),
@@ -70,6 +79,7 @@ impl Hub {
         requested: Option<&str>,
         user_id: &str,
         locale: Locale,
+        origin: IpAddr,
         conn: ConnId,
         tx: Outbox,
     ) -> Result<Attachment, AttachError> {
@@ -87,9 +97,15 @@ impl Hub {
             if state.dialogues.len() >= self.max_dialogues {
                 return Err(AttachError::Busy);
             }
+            let held = state.per_origin.entry(origin).or_insert(0);
+            if *held >= self.max_dialogues_per_origin {
+                return Err(AttachError::AddressBusy);
+            }
+            *held += 1;
             state.dialogues.insert(
                 dialogue_id.clone(),
                 Dialogue {
+                    origin,
                     user_id: user_id.to_string(),
                     locale,
                     conn: None,
@@ -305,6 +321,11 @@ impl Hub {
             }
             d.conn.is_some() || d.pending() > 0 || now.saturating_duration_since(d.last_active) <= window
         });
+        let mut per_origin: HashMap<IpAddr, usize> = HashMap::new();
+        for d in state.dialogues.values() {
+            *per_origin.entry(d.origin).or_insert(0) += 1;
+        }
+        state.per_origin = per_origin;
         self.metrics.dialogues.set(state.dialogues.len() as i64);
     }
 

@@ -3,8 +3,10 @@
 use super::*;
 use switchboard_schemas::{AnswerGenerated, HandoffReason, HandoffRequested};
 
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 fn hub() -> Hub {
-    Hub::new(Arc::new(Metrics::new()), Duration::from_secs(600), 100)
+    Hub::new(Arc::new(Metrics::new()), Duration::from_secs(600), 100, 100)
 }
 
 fn answer(dialogue: &str, msg: &str, user_said: EventId) -> Event {
@@ -41,7 +43,7 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<ServerFrame>) -> Vec<ServerFrame> {
 fn say_answer_roundtrip_and_single_reply() {
     let h = hub();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let a = h.attach(None, "u", Locale::En, 1, tx).unwrap();
+    let a = h.attach(None, "u", Locale::En, LOCAL, 1, tx).unwrap();
     let d = a.dialogue_id.clone();
     assert_eq!(uuid::Uuid::parse_str(&d).unwrap().get_version_num(), 7);
     let e = said(h.begin_say(&d, 1, "m1", "hello"));
@@ -68,7 +70,7 @@ fn say_answer_roundtrip_and_single_reply() {
 fn timeout_then_late_answer_is_dropped() {
     let h = hub();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let d = h.attach(None, "u", Locale::ZhCn, 1, tx).unwrap().dialogue_id;
+    let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
     let e = said(h.begin_say(&d, 1, "m1", "x"));
     assert!(h.produced(&d, "m1", Ok(e.event_id)));
     h.expire(&d, "m1", e.event_id);
@@ -82,7 +84,7 @@ fn timeout_then_late_answer_is_dropped() {
 fn produce_failure_gives_unavailable_and_allows_retry() {
     let h = hub();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let d = h.attach(None, "u", Locale::ZhCn, 1, tx).unwrap().dialogue_id;
+    let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
     let _ = said(h.begin_say(&d, 1, "m1", "x"));
     assert!(!h.produced(&d, "m1", Err(())));
     let frames = drain(&mut rx);
@@ -94,7 +96,7 @@ fn produce_failure_gives_unavailable_and_allows_retry() {
 fn answer_racing_the_ack_is_delivered_once_and_starts_no_timer() {
     let h = hub();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let d = h.attach(None, "u", Locale::ZhCn, 1, tx).unwrap().dialogue_id;
+    let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
     let e = said(h.begin_say(&d, 1, "m1", "x"));
     assert_eq!(h.route(&answer(&d, "m1", e.event_id)), "routed");
     assert!(!h.produced(&d, "m1", Ok(e.event_id)));
@@ -105,7 +107,7 @@ fn answer_racing_the_ack_is_delivered_once_and_starts_no_timer() {
 fn answers_wait_for_the_resume_and_retries_on_the_new_connection_are_replayed() {
     let h = hub();
     let (tx1, mut rx1) = mpsc::unbounded_channel();
-    let d = h.attach(None, "u", Locale::ZhCn, 1, tx1).unwrap().dialogue_id;
+    let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx1).unwrap().dialogue_id;
     let e1 = said(h.begin_say(&d, 1, "m1", "x"));
     let e2 = said(h.begin_say(&d, 1, "m2", "y"));
     assert!(h.produced(&d, "m1", Ok(e1.event_id)));
@@ -117,8 +119,8 @@ fn answers_wait_for_the_resume_and_retries_on_the_new_connection_are_replayed() 
     // m2 is answered while disconnected.
     assert_eq!(h.route(&answer(&d, "m2", e2.event_id)), "routed");
     let (tx2, mut rx2) = mpsc::unbounded_channel();
-    assert_eq!(h.attach(Some(&d), "intruder", Locale::ZhCn, 2, tx2.clone()).unwrap_err(), AttachError::WrongUser);
-    let a = h.attach(Some(&d), "u", Locale::ZhCn, 2, tx2).unwrap();
+    assert_eq!(h.attach(Some(&d), "intruder", Locale::ZhCn, LOCAL, 2, tx2.clone()).unwrap_err(), AttachError::WrongUser);
+    let a = h.attach(Some(&d), "u", Locale::ZhCn, LOCAL, 2, tx2).unwrap();
     assert_eq!(a.dialogue_id, d);
     assert!(matches!(&a.backlog[..], [ServerFrame::Answer { in_reply_to, .. }] if in_reply_to == "m2"));
     // The client re-sends both unanswered says: m1 is replayed, m2 was in the backlog.
@@ -134,9 +136,9 @@ fn answers_wait_for_the_resume_and_retries_on_the_new_connection_are_replayed() 
 fn takeover_closes_the_old_outbox() {
     let h = hub();
     let (tx1, mut rx1) = mpsc::unbounded_channel();
-    let d = h.attach(None, "u", Locale::ZhCn, 1, tx1).unwrap().dialogue_id;
+    let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx1).unwrap().dialogue_id;
     let (tx2, _rx2) = mpsc::unbounded_channel();
-    h.attach(Some(&d), "u", Locale::En, 2, tx2).unwrap();
+    h.attach(Some(&d), "u", Locale::En, LOCAL, 2, tx2).unwrap();
     assert!(matches!(rx1.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
     h.detach(&d, 1);
     assert!(matches!(
@@ -149,7 +151,7 @@ fn takeover_closes_the_old_outbox() {
 fn handoff_events_and_drain_expiry() {
     let h = hub();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let d = h.attach(None, "u", Locale::ZhCn, 1, tx).unwrap().dialogue_id;
+    let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
     let e1 = said(h.begin_say(&d, 1, "m1", "x"));
     let _e2 = said(h.begin_say(&d, 1, "m2", "y"));
     let handoff = Event::new(
@@ -180,7 +182,7 @@ fn handoff_events_and_drain_expiry() {
 fn pending_says_are_bounded_and_never_evicted() {
     let h = hub();
     let (tx, _rx) = mpsc::unbounded_channel();
-    let d = h.attach(None, "u", Locale::ZhCn, 1, tx).unwrap().dialogue_id;
+    let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
     for i in 0..MAX_PENDING_PER_DIALOGUE {
         let _ = said(h.begin_say(&d, 1, &format!("m{i}"), "x"));
     }
@@ -190,11 +192,11 @@ fn pending_says_are_bounded_and_never_evicted() {
 
 #[test]
 fn gc_forgets_only_idle_disconnected_dialogues() {
-    let h = Hub::new(Arc::new(Metrics::new()), Duration::ZERO, 100);
+    let h = Hub::new(Arc::new(Metrics::new()), Duration::ZERO, 100, 100);
     let (tx, _rx) = mpsc::unbounded_channel();
-    let held = h.attach(None, "u", Locale::ZhCn, 1, tx).unwrap().dialogue_id;
+    let held = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
     let (tx, _rx2) = mpsc::unbounded_channel();
-    let gone = h.attach(None, "u", Locale::ZhCn, 2, tx).unwrap().dialogue_id;
+    let gone = h.attach(None, "u", Locale::ZhCn, LOCAL, 2, tx).unwrap().dialogue_id;
     h.detach(&gone, 2);
     std::thread::sleep(Duration::from_millis(2));
     h.gc();
@@ -205,9 +207,20 @@ fn gc_forgets_only_idle_disconnected_dialogues() {
 
 #[test]
 fn dialogue_cap_refuses_new_dialogues() {
-    let h = Hub::new(Arc::new(Metrics::new()), Duration::from_secs(60), 1);
+    let h = Hub::new(Arc::new(Metrics::new()), Duration::from_secs(60), 1, 1);
     let (tx, _rx) = mpsc::unbounded_channel();
-    h.attach(None, "u", Locale::ZhCn, 1, tx).unwrap();
+    h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap();
     let (tx, _rx2) = mpsc::unbounded_channel();
-    assert_eq!(h.attach(None, "u", Locale::ZhCn, 2, tx).unwrap_err(), AttachError::Busy);
+    assert_eq!(h.attach(None, "u", Locale::ZhCn, LOCAL, 2, tx).unwrap_err(), AttachError::Busy);
+}
+
+#[test]
+fn one_address_cannot_fill_the_dialogue_cap() {
+    let h = Hub::new(Arc::new(Metrics::new()), Duration::from_secs(60), 10, 2);
+    let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 9));
+    let (tx, _rx) = mpsc::unbounded_channel();
+    h.attach(None, "u1", Locale::ZhCn, LOCAL, 1, tx.clone()).unwrap();
+    h.attach(None, "u2", Locale::ZhCn, LOCAL, 2, tx.clone()).unwrap();
+    assert_eq!(h.attach(None, "u3", Locale::ZhCn, LOCAL, 3, tx.clone()).unwrap_err(), AttachError::AddressBusy);
+    h.attach(None, "u4", Locale::ZhCn, other, 4, tx).unwrap();
 }

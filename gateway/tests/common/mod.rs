@@ -38,8 +38,11 @@ pub async fn create_topics(settings: &KafkaSettings, topics: &[&str], partitions
 
 /// A gateway serving on 127.0.0.1 (a free port), running in a task until it is shut down.
 pub struct RunningGateway {
-    /// Where it listens (`ws://{addr}/ws`, `/metrics`, `/console`).
+    /// Where the public listener listens (`ws://{addr}/ws`, `/`, `/healthz`).
     pub addr: SocketAddr,
+    /// Where the admin listener listens (`/console`, `/metrics`, `/agent`; log in with
+    /// [`admin_login`] as [`ADMIN_USER`]).
+    pub admin: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<switchboard_gateway::Result<()>>>,
 }
@@ -54,16 +57,63 @@ pub async fn start_gateway(
 ) -> RunningGateway {
     let mut config = GatewayConfig::new(settings.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.admin.users_file = Some(users_file());
     config.user_said_topic = user_topic.to_string();
     config.bot_said_topic = bot_topic.to_string();
     tune(&mut config);
     let gateway = Gateway::bind(config).await.expect("gateway binds and reads bot.said");
     let addr = gateway.local_addr();
+    let admin = gateway.admin_addr().expect("an admin listener");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(gateway.run(async move {
         let _ = stopped.await;
     }));
-    RunningGateway { addr, shutdown: Some(stop), task: Some(task) }
+    RunningGateway { addr, admin, shutdown: Some(stop), task: Some(task) }
+}
+
+/// The account the tests log in to the admin listener with (role admin).
+pub const ADMIN_USER: &str = "ops";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "integration-test-password";
+
+/// A fresh users file holding [`ADMIN_USER`].
+pub fn users_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("sb-gw-users-{}", uuid::Uuid::now_v7())).join("users.json");
+    let mut accounts = switchboard_gateway::accounts::Accounts::load(&path).expect("users file");
+    accounts.upsert(ADMIN_USER, switchboard_gateway::accounts::Role::Admin, ADMIN_PASSWORD).expect("add the test account");
+    path
+}
+
+/// A logged-in session on an admin listener.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    /// The admin listener.
+    pub addr: SocketAddr,
+    /// The `Cookie` header value (`sb_admin=…`), empty for a router without logins.
+    pub cookie: String,
+}
+
+/// Logs in to the admin listener at `addr` as [`ADMIN_USER`].
+pub async fn admin_login(addr: SocketAddr) -> Admin {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!("username={ADMIN_USER}&password={ADMIN_PASSWORD}");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("admin connect");
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await.expect("login reply in time").expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let cookie = text
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie after login: {text}"))
+        .to_string();
+    Admin { addr, cookie }
 }
 
 impl RunningGateway {

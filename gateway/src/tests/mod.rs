@@ -20,10 +20,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-const WAIT: Duration = Duration::from_secs(10);
+mod access;
 
-struct TestGateway {
-    addr: SocketAddr,
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+/// The resume token of each dialogue's last welcome.
+static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+pub(crate) fn resume_token(dialogue: &str) -> String {
+    TOKENS.lock().unwrap().get(dialogue).cloned().expect("a welcome for this dialogue")
+}
+
+pub(crate) struct TestGateway {
+    pub(crate) addr: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    metrics: Arc<Metrics>,
     hub: Arc<Hub>,
     said: mpsc::UnboundedReceiver<Event>,
     broker_down: Arc<AtomicBool>,
@@ -31,25 +43,32 @@ struct TestGateway {
     task: tokio::task::JoinHandle<crate::Result<()>>,
 }
 
-fn config() -> GatewayConfig {
+pub(crate) fn config() -> GatewayConfig {
     let mut c = GatewayConfig::new(KafkaSettings::plain("unused:9092"));
     c.listen = "127.0.0.1:0".parse().unwrap();
+    c.admin.listen = Some("127.0.0.1:0".parse().unwrap());
     c
 }
 
-async fn start(config: GatewayConfig) -> TestGateway {
+pub(crate) async fn start(config: GatewayConfig) -> TestGateway {
     let (tx, said) = mpsc::unbounded_channel();
     let broker_down = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());
-    let hub = Arc::new(Hub::new(metrics.clone(), config.resume_window, config.limits.max_dialogues));
+    let hub = Arc::new(Hub::new(
+            metrics.clone(),
+            config.resume_window,
+            config.limits.max_dialogues,
+            config.limits.max_dialogues_per_address,
+        ));
     let publisher = Publisher::Memory { tx, fail: broker_down.clone() };
-    let gateway = Gateway::bind_with(config, publisher, hub.clone(), metrics).await.unwrap();
+    let gateway = Gateway::bind_with(config, publisher, hub.clone(), metrics.clone()).await.unwrap();
     let addr = gateway.local_addr();
+    let admin = gateway.admin_addr().expect("an admin listener");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(gateway.run(async move {
         let _ = stopped.await;
     }));
-    TestGateway { addr, hub, said, broker_down, shutdown: Some(stop), task }
+    TestGateway { addr, admin, metrics, hub, said, broker_down, shutdown: Some(stop), task }
 }
 
 impl TestGateway {
@@ -75,26 +94,26 @@ impl TestGateway {
     }
 }
 
-struct Client {
+pub(crate) struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
+    pub(crate) async fn connect(addr: SocketAddr) -> Client {
         let (ws, _) = connect_async(format!("ws://{addr}/ws")).await.expect("websocket handshake");
         Client { ws }
     }
 
-    async fn send(&mut self, v: Value) {
+    pub(crate) async fn send(&mut self, v: Value) {
         self.ws.send(Message::Text(v.to_string().into())).await.expect("send");
     }
 
-    async fn send_raw(&mut self, m: Message) {
+    pub(crate) async fn send_raw(&mut self, m: Message) {
         self.ws.send(m).await.expect("send");
     }
 
     /// The next JSON frame (panics on close or after 10 s).
-    async fn recv(&mut self) -> Value {
+    pub(crate) async fn recv(&mut self) -> Value {
         loop {
             let m = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame in time");
             match m {
@@ -106,7 +125,7 @@ impl Client {
     }
 
     /// Waits for the server to close the connection (panics on any text frame).
-    async fn expect_close(&mut self) {
+    pub(crate) async fn expect_close(&mut self) {
         loop {
             match tokio::time::timeout(WAIT, self.ws.next()).await.expect("close in time") {
                 None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return,
@@ -126,22 +145,28 @@ impl Client {
         }
     }
 
-    async fn hello(&mut self, user: &str, dialogue: Option<&str>) -> String {
+    /// Says hello (resuming `dialogue` with the resume token of its last welcome) and returns
+    /// the dialogue id of the welcome.
+    pub(crate) async fn hello(&mut self, user: &str, dialogue: Option<&str>) -> String {
         let mut h = json!({"type":"hello","user_id":user,"locale":"zh-CN"});
         if let Some(d) = dialogue {
             h["dialogue_id"] = json!(d);
+            h["resume_token"] = json!(resume_token(d));
         }
         self.send(h).await;
         let w = self.recv().await;
         assert_eq!(w["type"], "welcome", "{w}");
-        w["dialogue_id"].as_str().expect("dialogue_id").to_string()
+        let d = w["dialogue_id"].as_str().expect("dialogue_id").to_string();
+        let token = w["resume_token"].as_str().expect("resume_token in the welcome").to_string();
+        TOKENS.lock().unwrap().insert(d.clone(), token);
+        d
     }
 
-    async fn say(&mut self, id: &str, text: &str) {
+    pub(crate) async fn say(&mut self, id: &str, text: &str) {
         self.send(json!({"type":"say","client_msg_id":id,"text":text})).await;
     }
 
-    async fn expect_error(&mut self, code: &str) {
+    pub(crate) async fn expect_error(&mut self, code: &str) {
         let f = self.recv().await;
         assert_eq!((f["type"].as_str(), f["code"].as_str()), (Some("error"), Some(code)), "{f}");
     }
@@ -185,8 +210,9 @@ async fn hello_say_answer_roundtrip() {
     assert!(page.contains("textContent") && !page.contains("innerHTML"));
     let (status, health) = http_get(gw.addr, "/healthz").await;
     assert_eq!(status, 200, "{health}");
-    let (status, metrics) = http_get(gw.addr, "/metrics").await;
-    assert_eq!(status, 200);
+    let (status, _) = http_get(gw.addr, "/metrics").await;
+    assert_eq!(status, 404, "metrics are on the admin listener only");
+    let metrics = gw.metrics.render();
     assert!(metrics.contains("switchboard_gateway_says_accepted_total 1"), "{metrics}");
     assert!(metrics.contains("switchboard_gateway_answers_delivered_total 1"), "{metrics}");
     assert!(metrics.contains("switchboard_gateway_connections 1"), "{metrics}");
@@ -313,7 +339,7 @@ async fn resume_delivers_answers_produced_while_disconnected() {
     // Wait until the gateway noticed the disconnect, then answer.
     tokio::time::timeout(WAIT, async {
         loop {
-            let (_, m) = http_get(gw.addr, "/metrics").await;
+            let m = gw.metrics.render();
             if m.contains("switchboard_gateway_connections 0") {
                 break;
             }
@@ -327,6 +353,11 @@ async fn resume_delivers_answers_produced_while_disconnected() {
     // Another user cannot take the dialogue over.
     let mut intruder = Client::connect(gw.addr).await;
     intruder.send(json!({"type":"hello","user_id":"someone-else","dialogue_id":d})).await;
+    intruder.expect_error("unauthorized").await;
+    intruder.expect_close().await;
+    // Not even with the victim's resume token: it is bound to the victim's user id.
+    let mut intruder = Client::connect(gw.addr).await;
+    intruder.send(json!({"type":"hello","user_id":"someone-else","dialogue_id":d,"resume_token":resume_token(&d)})).await;
     intruder.expect_error("unauthorized").await;
     intruder.expect_close().await;
     assert_eq!(c.hello("u-r", Some(&d)).await, d);
@@ -367,7 +398,7 @@ async fn drain_sends_reconnect_delivers_in_flight_answers_then_closes() {
     // The say is accepted (acknowledged) before the drain starts.
     tokio::time::timeout(WAIT, async {
         loop {
-            let (_, m) = http_get(gw.addr, "/metrics").await;
+            let m = gw.metrics.render();
             if m.contains("switchboard_gateway_says_accepted_total 1") {
                 break;
             }
