@@ -1,6 +1,8 @@
 //! The topology's metrics listener (axum): `GET /metrics` (Prometheus text) and
 //! `GET /aggregates?since=MINUTE` (the live per-minute counts as JSON). It binds to the
-//! configured address (localhost by default) and answers nothing else.
+//! configured address (localhost by default) and answers nothing else. Connections are served by
+//! `switchboard_gateway::http_serve`, so a client that never completes its request head is
+//! disconnected after [`HEADER_READ_TIMEOUT`].
 
 use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
@@ -11,8 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_topology::metrics::Metrics;
 
-/// Longest a request may take to arrive and be answered.
+/// Longest a request's handler may take to answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest a client may take to send a complete request head (slowloris guard; see
+/// `switchboard_gateway::http_serve`).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(serde::Deserialize)]
 struct Since {
@@ -38,16 +44,33 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
-/// Serves the routes on `listen` until the process ends; a request that takes longer than
-/// [`REQUEST_TIMEOUT`] is dropped.
-pub async fn serve(listen: std::net::SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "metrics at /metrics");
-    let app = router(metrics).layer(axum::middleware::from_fn(|request, next: axum::middleware::Next| async move {
+/// The listener's routes behind the per-request timeout: a request whose handler takes longer
+/// than [`REQUEST_TIMEOUT`] is answered 408.
+pub fn app(metrics: Arc<Metrics>) -> Router {
+    router(metrics).layer(axum::middleware::from_fn(|request, next: axum::middleware::Next| async move {
         match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
             Ok(response) => response,
             Err(_) => axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
         }
-    }));
-    axum::serve(listener, app).await
+    }))
+}
+
+/// Serves the routes on `listen` until the process ends: a client that has not sent a complete
+/// request head within [`HEADER_READ_TIMEOUT`] is disconnected, and a request that takes longer
+/// than [`REQUEST_TIMEOUT`] to answer gets 408.
+pub async fn serve(listen: std::net::SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(%listen, "metrics at /metrics");
+    serve_on(listener, metrics, HEADER_READ_TIMEOUT, std::future::pending()).await
+}
+
+/// [`serve`] on a bound listener with a chosen header read timeout, until `shutdown` completes
+/// (then requests in flight are finished); for tests and embedders.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    header_read_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    switchboard_gateway::http_serve::serve(listener, app(metrics), header_read_timeout, shutdown).await
 }
