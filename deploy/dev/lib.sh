@@ -68,12 +68,20 @@ start_tansu() {
   wait_until 30 "tansu" kafka_ready || die "tansu did not answer within 30 s; see $STATE/tansu/broker.log"
 }
 
+# user.said holds what users typed, unmasked: it keeps records for
+# SWITCHBOARD_USER_SAID_RETENTION_MS (default 7 days). tansu trims a topic only when its
+# cleanup.policy says delete, so both are set (README "Retention"). Applied at creation only:
+# tansu's CLI cannot change the configuration of an existing topic.
 create_topics() {
   local existing; existing=$(kafka_ready 2>/dev/null || true)
+  local retention=${SWITCHBOARD_USER_SAID_RETENTION_MS:-604800000}
+  [[ $retention =~ ^[1-9][0-9]*$ ]] || die "SWITCHBOARD_USER_SAID_RETENTION_MS=$retention is not a positive number of milliseconds"
   for topic in user.said bot.said switchboard.dead-letter; do
     if ! grep -qx "$topic" <<<"$existing" && ! grep -q "\"$topic\"\|\b$topic\b" <<<"$existing"; then
-      say "creating topic $topic (${SWITCHBOARD_PARTITIONS:-8} partitions)"
-      timeout 10 tansu topic create "$topic" --partitions "${SWITCHBOARD_PARTITIONS:-8}" \
+      local config=()
+      [ "$topic" = user.said ] && config=(--config cleanup.policy=delete --config "retention.ms=$retention")
+      say "creating topic $topic (${SWITCHBOARD_PARTITIONS:-8} partitions${config:+, retention $retention ms})"
+      timeout 10 tansu topic create "$topic" --partitions "${SWITCHBOARD_PARTITIONS:-8}" "${config[@]}" \
         --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null || die "could not create topic $topic"
     fi
   done

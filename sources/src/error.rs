@@ -60,6 +60,14 @@ pub enum Error {
         /// The client's error, as text (the line is complete without a source chain).
         reason: String,
     },
+    /// A setting from the environment is not usable.
+    #[error("{name}: {reason}")]
+    Setting {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     // Recordings.
 
     /// A recording file could not be opened, read or written.
