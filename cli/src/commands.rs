@@ -199,6 +199,17 @@ pub fn record(topic: &str, range: &Range, out: &Path) -> Result<u64> {
     Ok(switchboard_replay::record::record(&settings, topic, &range.start, Some(&range.end), out, true)?)
 }
 
+/// `switchboard retention`: the JSON line to print (one object per table).
+pub fn retention(policy: &crate::retention::Policy, runtime: &tokio::runtime::Runtime) -> Result<String> {
+    use crate::retention::RetentionError;
+    let settings = ClickHouseSettings::from_env()?;
+    let outcomes = runtime.block_on(crate::retention::apply(&settings, policy, std::time::SystemTime::now())).map_err(|e| match e {
+        RetentionError::BadDays { .. } => anyhow!(BadInput(e.to_string())),
+        other => anyhow!(other),
+    })?;
+    Ok(serde_json::json!({ "dry_run": policy.dry_run, "tables": outcomes }).to_string())
+}
+
 /// `switchboard test`: exit 0 when the output equals the golden file (or it was blessed), 1
 /// with a diff on stderr otherwise.
 pub fn test_recording(recording: &Path, golden: &Path, bless: bool, workers: usize, config_path: Option<&Path>) -> Result<ExitCode> {

@@ -126,6 +126,21 @@ enum Command {
     },
     /// Check that the broker, its topics, ClickHouse and the models are reachable.
     Doctor,
+    /// Delete events and saved sessions older than their retention from ClickHouse (run daily).
+    Retention {
+        /// Days events are kept (by occurred_at).
+        #[arg(long, env = switchboard_cli::retention::EVENTS_DAYS_ENV, default_value_t = switchboard_cli::retention::DEFAULT_EVENTS_DAYS)]
+        events_days: u32,
+        /// Days saved session states are kept (by inserted_at).
+        #[arg(long, env = switchboard_cli::retention::SESSIONS_DAYS_ENV, default_value_t = switchboard_cli::retention::DEFAULT_SESSIONS_DAYS)]
+        sessions_days: u32,
+        /// Longest wait, in seconds, for ClickHouse to finish a delete.
+        #[arg(long, default_value_t = 600)]
+        wait_seconds: u64,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Manage operator and agent accounts of the admin listener.
     User {
         #[command(subcommand)]
@@ -413,6 +428,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::User { command: UserCommand::Add { name, role } } => {
             let line = commands::user_add(&name, &role)?;
             eprintln!("{line}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retention { events_days, sessions_days, wait_seconds, dry_run } => {
+            let policy = switchboard_cli::retention::Policy {
+                events_days,
+                sessions_days,
+                wait: std::time::Duration::from_secs(wait_seconds),
+                dry_run,
+            };
+            println!("{}", commands::retention(&policy, &runtime()?)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {
