@@ -193,10 +193,13 @@ pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, confi
     Ok(switchboard_replay::backfill::backfill(options, graph, metrics, KafkaSettings::from_env()?, clickhouse, runtime)?)
 }
 
-/// `switchboard record`.
-pub fn record(topic: &str, range: &Range, out: &Path) -> Result<u64> {
+/// `switchboard record`: PII in `user_said` texts and user ids masked unless `raw` (then the
+/// file is written with mode 600).
+pub fn record(topic: &str, range: &Range, out: &Path, raw: bool) -> Result<u64> {
+    use switchboard_replay::record::Privacy;
     let settings = KafkaSettings::from_env()?;
-    Ok(switchboard_replay::record::record(&settings, topic, &range.start, Some(&range.end), out, true)?)
+    let privacy = if raw { Privacy::Raw } else { Privacy::Masked };
+    Ok(switchboard_replay::record::record(&settings, topic, &range.start, Some(&range.end), out, true, privacy)?)
 }
 
 /// `switchboard retention`: the JSON line to print (one object per table).

@@ -64,6 +64,10 @@ enum Command {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Keep user.said texts and user ids as typed instead of masking their PII; the file then
+        /// holds personal data (a warning says so) and is written with mode 600.
+        #[arg(long)]
+        raw: bool,
     },
     /// Backfill: re-run the topology over a range of user.said into the sinks, idempotently.
     Replay {
@@ -374,10 +378,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             commands::run_topology(layout, config.as_deref(), &runtime()?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Record { topic, range, out } => {
+        Command::Record { topic, range, out, raw } => {
             let range = range.parse()?;
-            let n = commands::record(&topic, &range, &out)?;
-            eprintln!("recorded {n} records of {topic} into {}", out.display());
+            if raw {
+                eprintln!(
+                    "switchboard: warning: --raw: {} will hold unmasked personal data (phone, ID and card \
+                     numbers, e-mail addresses) as users typed them; it is written with mode 600: keep it \
+                     private and delete it when done",
+                    out.display()
+                );
+            }
+            let n = commands::record(&topic, &range, &out, raw)?;
+            let how = if raw { "raw" } else { "PII masked" };
+            eprintln!("recorded {n} records of {topic} into {} ({how})", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { range, output_topic, workers, config } => {

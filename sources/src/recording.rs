@@ -110,6 +110,18 @@ impl RecordingWriter {
         Ok(RecordingWriter { name, out: std::io::BufWriter::new(file), written: 0 })
     }
 
+    /// Creates (or truncates) the file at `path` readable and writable by its owner only (mode
+    /// 600, also when the file existed with a wider mode), for recordings that hold personal data.
+    pub fn create_private(path: &Path) -> Result<Self, RecordingError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let name = path.display().to_string();
+        let io = |source| crate::Error::Io { path: name.clone(), source };
+        let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+        // `mode` applies only to a file it creates.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        Ok(RecordingWriter { name, out: std::io::BufWriter::new(file), written: 0 })
+    }
+
     /// Appends one record as one line.
     pub fn write(&mut self, record: &SourceRecord) -> Result<(), RecordingError> {
         writeln!(self.out, "{}", format_line(record)).map_err(|source| crate::Error::Io { path: self.name.clone(), source })?;
@@ -178,6 +190,20 @@ mod tests {
             let line = format_line(&r);
             assert_eq!(parse_line(&line).unwrap(), r, "{line}");
         }
+    }
+
+    #[test]
+    fn private_recordings_are_mode_600_even_over_a_wider_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("switchboard-private-{}.ndjson", std::process::id()));
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut writer = RecordingWriter::create_private(&path).unwrap();
+        writer.write(&record(b"{}")).unwrap();
+        assert_eq!(writer.finish().unwrap(), 1);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(read_recording(&path).unwrap(), [record(b"{}")]);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
