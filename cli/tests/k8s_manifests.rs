@@ -7,7 +7,11 @@
 //! and matching selectors for each; StatefulSets name a headless Service; HPAs hold CPU at
 //! 60 %; the KEDA ScaledObject follows the topology's consumer group and input topic; the
 //! topology configuration parses as the binary's own `TopologyConfig`; partitions are 8 per
-//! broker node and enough for every worker; the ClickHouse schema equals the migration. When
+//! broker node and enough for every worker; the ClickHouse schema equals the migration; the
+//! admin listener has its own ClusterIP Service that nothing exposes, no Secret is committed and
+//! each one used is documented, every ClickHouse client logs in with the password Secret, and
+//! NetworkPolicies admit exactly the gateway, the topology and their jobs to the broker and
+//! ClickHouse; `user.said` is created with its retention. When
 //! the `kubernetes-validate` venv (deploy/dev/lib.sh `install_k8s_validator`) is there, the
 //! rendered manifests are also validated against the Kubernetes JSON schemas, strictly.
 //! Finally the topology's entrypoint is run with a fake resolver and a fake binary.
@@ -270,6 +274,144 @@ fn check_autoscaling(docs: &[Value], overlay: &str) {
     assert!(migrations >= 2, "the events and sessions migrations");
 }
 
+/// Whether a label selector (`matchLabels` and `matchExpressions` with In, NotIn, Exists,
+/// DoesNotExist) selects pods with `pod_labels`. An empty selector selects every pod.
+fn selector_matches(selector: &Value, pod_labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = labels(&selector["matchLabels"]).iter().all(|(k, v)| pod_labels.get(k) == Some(v));
+    let by_expressions = selector["matchExpressions"].as_sequence().into_iter().flatten().all(|e| {
+        let value = e["key"].as_str().and_then(|k| pod_labels.get(k));
+        let listed = |v: &String| e["values"].as_sequence().into_iter().flatten().any(|x| x.as_str() == Some(v.as_str()));
+        match e["operator"].as_str() {
+            Some("In") => value.is_some_and(listed),
+            Some("NotIn") => !value.is_some_and(listed),
+            Some("Exists") => value.is_some(),
+            Some("DoesNotExist") => value.is_none(),
+            other => panic!("unknown selector operator {other:?}"),
+        }
+    });
+    by_labels && by_expressions
+}
+
+/// Every pod template of the render (workloads, Jobs, CronJobs): (its object's name, the template).
+fn pod_templates(docs: &[Value]) -> Vec<(String, &Value)> {
+    docs.iter()
+        .filter_map(|d| match kind(d) {
+            "Deployment" | "StatefulSet" | "Job" => Some((name(d).to_string(), &d["spec"]["template"])),
+            "CronJob" => Some((name(d).to_string(), &d["spec"]["jobTemplate"]["spec"]["template"])),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The admin listener, the secrets and the network policies (issue 13, item 6).
+fn check_access(docs: &[Value], overlay: &str) {
+    // The admin listener: its own ClusterIP Service, never the public one, never an Ingress.
+    let gateway = find(docs, "Deployment", "gateway").expect("gateway Deployment");
+    let gateway_pod = &gateway["spec"]["template"];
+    let container = &gateway_pod["spec"]["containers"][0];
+    assert_eq!(env_of(container, "SWITCHBOARD_GATEWAY_ADMIN_LISTEN").as_deref(), Some("0.0.0.0:8081"), "{overlay}: admin listener address");
+    let ports: Vec<(&str, u64)> = container["ports"].as_sequence().into_iter().flatten().filter_map(|p| Some((p["name"].as_str()?, p["containerPort"].as_u64()?))).collect();
+    assert!(ports.contains(&("admin", 8081)) && ports.contains(&("http", 8080)), "{overlay}: gateway ports {ports:?}");
+    let admin = find(docs, "Service", "gateway-admin").unwrap_or_else(|| panic!("{overlay}: no Service gateway-admin"));
+    assert!(matches!(admin["spec"]["type"].as_str(), None | Some("ClusterIP")), "{overlay}: gateway-admin must be ClusterIP");
+    assert!(selects(&labels(&admin["spec"]["selector"]), &labels(&gateway_pod["metadata"]["labels"])), "{overlay}: gateway-admin does not select the gateway");
+    for service in docs.iter().filter(|d| kind(d) == "Service") {
+        let targets: Vec<String> = service["spec"]["ports"].as_sequence().into_iter().flatten().map(|p| serde_yaml::to_string(&p["targetPort"]).unwrap_or_default().trim().to_string()).collect();
+        let to_admin = targets.iter().any(|t| t == "admin" || t == "8081") && selects(&labels(&service["spec"]["selector"]), &labels(&gateway_pod["metadata"]["labels"]));
+        assert!(!to_admin || name(service) == "gateway-admin", "{overlay}: Service {} reaches the admin listener", name(service));
+    }
+    for ingress in docs.iter().filter(|d| kind(d) == "Ingress") {
+        let text = serde_yaml::to_string(ingress).unwrap_or_default();
+        assert!(!text.contains("gateway-admin"), "{overlay}: Ingress {} exposes the admin listener", name(ingress));
+    }
+
+    // Secrets: none committed; each one used is documented with `kubectl create secret`.
+    assert!(!docs.iter().any(|d| kind(d) == "Secret"), "{overlay}: a Secret is rendered from the repository");
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let secret_at = |pod: &Value, path: &str| -> Option<String> {
+        let c = &pod["spec"]["containers"][0];
+        let mount = c["volumeMounts"].as_sequence()?.iter().find(|m| m["mountPath"].as_str().is_some_and(|mp| Path::new(path).parent() == Some(Path::new(mp))))?;
+        let volume = pod["spec"]["volumes"].as_sequence()?.iter().find(|v| v["name"] == mount["name"])?;
+        volume["secret"]["secretName"].as_str().map(String::from)
+    };
+    for (variable, secret) in [("SWITCHBOARD_USERS_FILE", "switchboard-gateway-users"), ("SWITCHBOARD_GATEWAY_RESUME_KEYS_FILE", "switchboard-gateway-resume-keys")] {
+        let path = env_of(container, variable).unwrap_or_else(|| panic!("{overlay}: gateway has no {variable}"));
+        assert_eq!(secret_at(gateway_pod, &path).as_deref(), Some(secret), "{overlay}: {variable}={path} is not a file of Secret {secret}");
+    }
+    let mut used = std::collections::BTreeSet::new();
+    for (object, pod) in pod_templates(docs) {
+        for volume in pod["spec"]["volumes"].as_sequence().into_iter().flatten() {
+            if let Some(secret) = volume["secret"]["secretName"].as_str() {
+                used.insert(secret.to_string());
+            }
+        }
+        for c in pod["spec"]["containers"].as_sequence().into_iter().flatten() {
+            for e in c["env"].as_sequence().into_iter().flatten() {
+                let key = e["name"].as_str().unwrap_or("");
+                assert!(!(key.contains("PASSWORD") || key.contains("SECRET")) || e["value"].is_null() || key.ends_with("_FILE"), "{overlay}: {object} sets {key} in plain text");
+            }
+            // Every client of ClickHouse logs in as `switchboard` with the password from the Secret.
+            if env_of(c, "SWITCHBOARD_CLICKHOUSE_URL").is_some() {
+                assert_eq!(env_of(c, "SWITCHBOARD_CLICKHOUSE_USER").as_deref(), Some("switchboard"), "{overlay}: {object}'s ClickHouse user");
+                let file = env_of(c, "SWITCHBOARD_CLICKHOUSE_PASSWORD_FILE").unwrap_or_else(|| panic!("{overlay}: {object} has no ClickHouse password"));
+                assert_eq!(secret_at(pod, &file).as_deref(), Some("switchboard-clickhouse"), "{overlay}: {object}'s ClickHouse password file");
+            }
+        }
+    }
+    for secret in &used {
+        assert!(readme.contains(&format!("create secret generic {secret}")), "{overlay}: README does not say how to create Secret {secret}");
+    }
+
+    // ClickHouse: user switchboard's password from the Secret (through the environment), the
+    // password-less default user only from inside the pod.
+    let clickhouse = find(docs, "StatefulSet", "clickhouse").expect("clickhouse");
+    let server = &clickhouse["spec"]["template"]["spec"]["containers"][0];
+    let from_secret = server["env"].as_sequence().into_iter().flatten().find(|e| e["name"] == "SWITCHBOARD_CLICKHOUSE_PASSWORD").expect("ClickHouse password variable");
+    assert_eq!(from_secret["valueFrom"]["secretKeyRef"]["name"].as_str(), Some("switchboard-clickhouse"));
+    let users = config_map(docs, "clickhouse-users")["data"]["switchboard-users.xml"].as_str().expect("users.d override").to_string();
+    assert!(users.contains(r#"<password from_env="SWITCHBOARD_CLICKHOUSE_PASSWORD"/>"#) && users.contains("<switchboard>"), "{users}");
+    assert!(users.contains(r#"<networks replace="replace">"#) && !users.contains("<password></password>"), "{users}");
+    assert!(server["volumeMounts"].as_sequence().into_iter().flatten().any(|m| m["mountPath"].as_str().is_some_and(|p| p.starts_with("/etc/clickhouse-server/users.d/"))));
+
+    // Network policies: only the named clients reach the broker and ClickHouse.
+    let policies: Vec<&Value> = docs.iter().filter(|d| kind(d) == "NetworkPolicy").collect();
+    for (server, port, allowed) in [
+        ("broker", 9092, vec!["create-topics", "gateway", "switchboard-topology"]),
+        ("clickhouse", 8123, vec!["clickhouse-retention", "gateway", "switchboard-topology"]),
+    ] {
+        let server_pod = pod_templates(docs).into_iter().find(|(n, _)| n == server).expect("server workload").1;
+        let server_labels = labels(&server_pod["metadata"]["labels"]);
+        let guarding: Vec<&&Value> = policies.iter().filter(|p| selector_matches(&p["spec"]["podSelector"], &server_labels)).collect();
+        assert!(!guarding.is_empty(), "{overlay}: no NetworkPolicy guards {server}");
+        let mut reach = std::collections::BTreeSet::new();
+        for policy in &guarding {
+            let types: Vec<&str> = policy["spec"]["policyTypes"].as_sequence().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+            assert!(types.contains(&"Ingress"), "{overlay}: NetworkPolicy {} does not restrict ingress", name(policy));
+            for rule in policy["spec"]["ingress"].as_sequence().into_iter().flatten() {
+                let from = rule["from"].as_sequence().filter(|f| !f.is_empty()).unwrap_or_else(|| panic!("{overlay}: a rule of {} admits everyone", name(policy)));
+                let ports: Vec<u64> = rule["ports"].as_sequence().into_iter().flatten().filter_map(|p| p["port"].as_u64()).collect();
+                assert_eq!(ports, [port], "{overlay}: {} opens ports {ports:?}", name(policy));
+                for peer in from {
+                    assert!(peer["ipBlock"].is_null(), "{overlay}: {} admits an address block", name(policy));
+                    if !peer["namespaceSelector"].is_null() {
+                        // Another namespace: only KEDA's operator, for the lag it scales on.
+                        assert_eq!(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"].as_str(), Some("keda"), "{overlay}: {}", name(policy));
+                        assert_eq!(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"].as_str(), Some("keda-operator"));
+                        assert_eq!(server, "broker", "{overlay}: only the broker is read by KEDA");
+                        continue;
+                    }
+                    for (object, pod) in pod_templates(docs) {
+                        if selector_matches(&peer["podSelector"], &labels(&pod["metadata"]["labels"])) {
+                            reach.insert(object);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(reach.into_iter().collect::<Vec<_>>(), allowed, "{overlay}: pods that reach {server}");
+    }
+}
+
 /// Validates rendered YAML against the Kubernetes schemas with kubernetes-validate, when installed.
 fn schema_validate(overlay: &str) {
     let validator = std::env::var("SWITCHBOARD_K8S_VALIDATE").map(PathBuf::from).unwrap_or_else(|_| {
@@ -321,6 +463,7 @@ fn overlays_render_and_hold_together() {
         }
         check_workloads(&docs, overlay);
         check_autoscaling(&docs, overlay);
+        check_access(&docs, overlay);
         schema_validate(overlay);
     }
 }
@@ -366,5 +509,47 @@ fn entrypoint_takes_the_index_from_the_ordinal_and_the_hosts_from_dns() {
     );
     let bad = run("not-a-stateful-pod");
     assert_eq!(bad.status.code(), Some(2), "a pod name without an ordinal is refused");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The create-topics Job's script, run with a fake `tansu` that records its arguments: only
+/// `user.said` is created with `cleanup.policy=delete` and the retention of the cluster
+/// ConfigMap (tansu trims a topic only under that policy; README "Retention").
+#[test]
+fn the_topics_job_creates_user_said_with_its_retention() {
+    let docs = render("dev");
+    let cluster = config_map(&docs, "switchboard-cluster");
+    let retention = cluster["data"]["SWITCHBOARD_USER_SAID_RETENTION_MS"].as_str().expect("retention in switchboard-cluster");
+    assert_eq!(retention, "604800000", "the documented default: 7 days");
+    let job = find(&docs, "Job", "create-topics").expect("create-topics Job");
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert!(container["envFrom"].as_sequence().into_iter().flatten().any(|e| e["configMapRef"]["name"].as_str().is_some_and(|n| n.starts_with("switchboard-cluster"))));
+    let script = container["args"][0].as_str().expect("the job's script");
+
+    let dir = std::env::temp_dir().join(format!("switchboard-topics-job-{}", std::process::id()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("dirs");
+    let calls = dir.join("calls");
+    std::fs::write(bin.join("tansu"), format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display())).expect("fake tansu");
+    Command::new("chmod").arg("+x").arg(bin.join("tansu")).status().expect("chmod");
+    let output = Command::new("sh")
+        .args(["-c", script])
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("PARTITIONS_PER_NODE", "8")
+        .env("BROKER_NODES", "1")
+        .env("SWITCHBOARD_USER_SAID_RETENTION_MS", retention)
+        .output()
+        .expect("run the job's script");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let calls = std::fs::read_to_string(&calls).expect("tansu was called");
+    let creates: Vec<&str> = calls.lines().filter(|l| l.starts_with("topic create")).collect();
+    assert_eq!(
+        creates,
+        [
+            "topic create user.said --partitions 8 --config cleanup.policy=delete --config retention.ms=604800000 --broker tcp://broker-0.broker:9092",
+            "topic create bot.said --partitions 8 --broker tcp://broker-0.broker:9092",
+            "topic create switchboard.dead-letter --partitions 8 --broker tcp://broker-0.broker:9092",
+        ]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
