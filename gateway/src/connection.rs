@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_schemas::{Event, EventBody};
+use switchboard_schemas::{Event, EventBody, HandoffReason, HandoffRequested};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -451,7 +451,6 @@ fn spawn_produce(shared: Arc<Shared>, event: Event) {
         let dialogue_id = event.dialogue_id.clone();
         let event_id = event.event_id;
         let result = shared.publisher.publish(&event, &shared.metrics).await;
-        drop(event);
         let outcome = match &result {
             Ok(()) => {
                 shared.metrics.says_accepted.inc();
@@ -465,7 +464,41 @@ fn spawn_produce(shared: Arc<Shared>, event: Event) {
         if shared.hub.produced(&dialogue_id, &client_msg_id, outcome) {
             tracing::debug!(dialogue_id = %dialogue_id, client_msg_id = %client_msg_id, event_id = %event_id, "say accepted");
             tokio::time::sleep(shared.config.answer_timeout).await;
-            shared.hub.expire(&dialogue_id, &client_msg_id, event_id);
+            if shared.hub.expire(&dialogue_id, &client_msg_id, event_id) {
+                record_timeout(&shared, &event).await;
+            }
         }
     });
+}
+
+/// Writes a say's answer timeout to `user.said` as a `handoff_requested` (reason `timeout`), so
+/// that the session puts the dialogue in the queue and the console counts it. Its id derives from
+/// the say's, so a retry or a second gateway's timeout of the same say is the same event. Retried
+/// for a while: the user already got the handoff, the event must not be lost.
+async fn record_timeout(shared: &Arc<Shared>, said: &Event) {
+    let EventBody::UserSaid(u) = &said.body else { return };
+    let now = crate::hub::now_ms();
+    let latency_ms = u32::try_from((now - said.occurred_at).max(0)).unwrap_or(u32::MAX);
+    let event = Event::caused_by(
+        said,
+        "gateway-timeout",
+        now,
+        EventBody::HandoffRequested(HandoffRequested {
+            in_reply_to: said.event_id,
+            client_msg_id: u.client_msg_id.clone(),
+            reason: HandoffReason::Timeout,
+            detail: format!("no answer within {} ms", shared.config.answer_timeout.as_millis()),
+            latency_ms,
+        }),
+    );
+    for attempt in 0..5u32 {
+        match shared.publisher.publish(&event, &shared.metrics).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(dialogue_id = %event.dialogue_id, attempt, error = %e, "cannot record an answer timeout yet");
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(dialogue_id = %event.dialogue_id, event_id = %event.event_id, "answer timeout not recorded: the broker refused it");
 }

@@ -9,6 +9,7 @@
 
 use crate::config::GatewayConfig;
 use crate::error::{Error, Result};
+use crate::agent::AgentSide;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -170,7 +171,12 @@ impl BotSaidReader {
     /// Assigns every partition of `config.bot_said_topic` at its current high watermark, then
     /// starts routing events to `hub`. Returns once the assignment is in place, so that every
     /// answer produced afterwards is seen.
-    pub(crate) async fn start(config: &GatewayConfig, hub: Arc<Hub>, metrics: Arc<Metrics>) -> Result<Self> {
+    pub(crate) async fn start(
+        config: &GatewayConfig,
+        hub: Arc<Hub>,
+        agents: AgentSide,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
         let consumer: StreamConsumer = config
             .kafka
             .client_config()
@@ -198,7 +204,7 @@ impl BotSaidReader {
         consumer.assign(&tpl).map_err(|source| Error::Kafka { what: format!("assigning {topic}"), source })?;
         tracing::info!(topic = %topic, partitions = tpl.count(), "reading bot.said from the high watermarks");
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(read_loop(consumer, topic, tpl.count(), hub, metrics, stop_rx));
+        let task = tokio::spawn(read_loop(consumer, topic, tpl.count(), hub, agents, metrics, stop_rx));
         Ok(BotSaidReader { stop, task })
     }
 
@@ -244,6 +250,7 @@ async fn read_loop(
     topic: String,
     mut partitions: usize,
     hub: Arc<Hub>,
+    agents: AgentSide,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -259,7 +266,10 @@ async fn read_loop(
             received = consumer.recv() => match received {
                 Ok(message) => {
                     let outcome = match message.payload().map(decode) {
-                        Some(Ok(event)) => hub.route(&event),
+                        Some(Ok(event)) => {
+                            agents.observe(&event);
+                            hub.route(&event)
+                        }
                         Some(Err(e)) => {
                             tracing::warn!(
                                 partition = message.partition(),

@@ -119,6 +119,36 @@ pub enum ServerFrame {
         /// `timeout`).
         reason: String,
     },
+    /// A human agent has the dialogue: the say went to the agent, no bot answer follows (the
+    /// reply to a say while the dialogue waits for or is with an agent).
+    Queued {
+        /// The dialogue.
+        dialogue_id: String,
+        /// The `client_msg_id` of the say concerned.
+        in_reply_to: String,
+    },
+    /// A human agent took the dialogue over.
+    AgentJoined {
+        /// The dialogue.
+        dialogue_id: String,
+        /// The agent's display name.
+        agent: String,
+    },
+    /// The agent's message (PII-masked like every stored text).
+    AgentSaid {
+        /// The dialogue.
+        dialogue_id: String,
+        /// What the agent wrote.
+        text: String,
+        /// The `agent_said` event's id (clients may deduplicate on it).
+        event_id: String,
+    },
+    /// The bot has the dialogue again (the agent returned or closed it, or nobody claimed it in
+    /// time).
+    BotBack {
+        /// The dialogue.
+        dialogue_id: String,
+    },
     /// Something the client sent was refused.
     Error {
         /// What kind of refusal.
@@ -152,6 +182,10 @@ impl ServerFrame {
     pub fn kind(&self) -> &'static str {
         match self {
             ServerFrame::Welcome { .. } => "welcome",
+            ServerFrame::Queued { .. } => "queued",
+            ServerFrame::AgentJoined { .. } => "agent_joined",
+            ServerFrame::AgentSaid { .. } => "agent_said",
+            ServerFrame::BotBack { .. } => "bot_back",
             ServerFrame::Answer { .. } => "answer",
             ServerFrame::Handoff { .. } => "handoff",
             ServerFrame::Error { .. } => "error",

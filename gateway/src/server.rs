@@ -5,6 +5,7 @@
 use crate::config::GatewayConfig;
 use crate::connection;
 use crate::error::{Error, Result};
+use crate::agent::AgentSide;
 use crate::hub::Hub;
 use crate::kafka::{BotSaidReader, Publisher};
 use crate::metrics::Metrics;
@@ -61,8 +62,10 @@ impl Gateway {
             config.limits.max_dialogues,
             config.limits.max_dialogues_per_address,
         ));
-        let reader = BotSaidReader::start(&config, hub.clone(), metrics.clone()).await?;
-        let mut gateway = Self::bind_with(config, publisher, hub, metrics).await?;
+        let agents = AgentSide::new(config.clickhouse.as_ref());
+        let reader = BotSaidReader::start(&config, hub.clone(), agents.clone(), metrics.clone()).await?;
+        agents.load_queue();
+        let mut gateway = Self::bind_with(config, publisher, hub, agents, metrics).await?;
         gateway.reader = Some(reader);
         Ok(gateway)
     }
@@ -71,6 +74,7 @@ impl Gateway {
         config: GatewayConfig,
         publisher: Publisher,
         hub: Arc<Hub>,
+        agents: AgentSide,
         metrics: Arc<Metrics>,
     ) -> Result<Gateway> {
         let listener =
@@ -98,6 +102,8 @@ impl Gateway {
         );
         let shared = Arc::new(Shared {
             per_address,
+            desk: agents.desk,
+            history: agents.history,
             config,
             hub,
             publisher: Arc::new(publisher),
@@ -244,6 +250,8 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         "status": if draining { "draining" } else { "ok" },
         "instance": shared.config.instance_id,
         "connections": *shared.connections.borrow(),
+        // Agents connected to this instance's admin listener (the chat page says when none is).
+        "agents_online": shared.desk.online(),
     });
     let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()

@@ -24,6 +24,10 @@ pub(crate) struct Shared {
     pub(crate) next_conn: AtomicU64,
     /// Connections and hello rates per client address.
     pub(crate) per_address: PerAddress,
+    /// The agents' desk (agent connections and the queue).
+    pub(crate) desk: Arc<crate::agent::Desk>,
+    /// Transcript and queue reads, when ClickHouse is configured.
+    pub(crate) history: Option<Arc<crate::agent::History>>,
 }
 
 /// A connection slot (of the instance and of the client's address); released on drop.

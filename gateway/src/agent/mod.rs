@@ -1,6 +1,13 @@
 //! The agent side of the admin listener: the agent page (`/agent`) and, with the agent protocol,
 //! the agent WebSocket (`/agent/ws`). Every route here is behind the admin guard (agent and up).
 
+mod desk;
+mod history;
+mod socket;
+
+pub(crate) use desk::Desk;
+pub(crate) use history::History;
+
 use crate::state::Shared;
 use axum::extract::Extension;
 use axum::http::{header, HeaderValue};
@@ -14,7 +21,60 @@ pub const AGENT_PAGE: &str = include_str!("../../static/agent.html");
 
 /// The agent routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/agent", get(page)).with_state(shared)
+    Router::new().route("/agent", get(page)).route("/agent/ws", get(socket::upgrade)).with_state(shared)
+}
+
+/// The agent side of one instance: the desk and, when ClickHouse is configured, its history.
+#[derive(Clone)]
+pub(crate) struct AgentSide {
+    /// Agent connections and the queue.
+    pub(crate) desk: Arc<Desk>,
+    /// Reads of the queue, details and transcripts.
+    pub(crate) history: Option<Arc<History>>,
+}
+
+impl AgentSide {
+    /// A desk, with a history when `clickhouse` is set.
+    pub(crate) fn new(clickhouse: Option<&switchboard_schemas::settings::ClickHouseSettings>) -> AgentSide {
+        AgentSide { desk: Arc::new(Desk::default()), history: clickhouse.map(|c| Arc::new(History::new(c))) }
+    }
+
+    /// Reads the open queue (once, at start) in the background.
+    pub(crate) fn load_queue(&self) {
+        let Some(history) = self.history.clone() else { return };
+        let side = self.clone();
+        tokio::spawn(async move {
+            match history.open_queue().await {
+                Ok((waiting, owned)) => {
+                    let ids: Vec<String> = waiting.iter().map(|w| w.dialogue_id.clone()).collect();
+                    tracing::info!(waiting = waiting.len(), with_agents = owned.len(), "agent queue loaded");
+                    side.desk.seed(waiting, owned);
+                    for d in ids {
+                        side.enrich(d);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the open agent queue; it fills from bot.said"),
+            }
+        });
+    }
+
+    /// Takes in one `bot.said` event; a newly waiting dialogue gets its details looked up.
+    pub(crate) fn observe(&self, event: &switchboard_schemas::Event) {
+        if self.desk.observe(event) {
+            self.enrich(event.dialogue_id.clone());
+        }
+    }
+
+    fn enrich(&self, dialogue_id: String) {
+        let Some(history) = self.history.clone() else { return };
+        let desk = self.desk.clone();
+        tokio::spawn(async move {
+            match history.details(&dialogue_id).await {
+                Ok((locale, intent, slots)) => desk.enrich(&dialogue_id, locale, intent, slots),
+                Err(e) => tracing::debug!(dialogue_id, error = %e, "no details for a waiting dialogue"),
+            }
+        });
+    }
 }
 
 async fn page(Extension(identity): Extension<crate::admin::Identity>) -> Response {

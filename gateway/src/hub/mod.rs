@@ -34,6 +34,7 @@ use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use switchboard_schemas::ownership::Owner;
 use switchboard_schemas::{Event, EventBody, EventId, Locale, UserSaid};
 use tokio::sync::mpsc;
 
@@ -226,14 +227,17 @@ impl Hub {
 
     /// Fires the answer timeout of one accepted say: a `handoff` with reason `timeout`, unless
     /// an answer came first.
-    pub(crate) fn expire(&self, dialogue_id: &str, client_msg_id: &str, user_said: EventId) {
+    /// Returns whether it fired (the caller then records the timeout as an event).
+    pub(crate) fn expire(&self, dialogue_id: &str, client_msg_id: &str, user_said: EventId) -> bool {
         let mut state = self.lock();
-        let Some(d) = state.dialogues.get_mut(dialogue_id) else { return };
+        let Some(d) = state.dialogues.get_mut(dialogue_id) else { return false };
         if matches!(d.msgs.peek(client_msg_id), Some(Msg::Accepted { user_said: u }) if *u == user_said) {
             tracing::info!(dialogue_id, client_msg_id, "no answer in time; handing off");
             self.metrics.answer_timeouts.inc();
             self.resolve(d, client_msg_id, timeout_frame(dialogue_id, client_msg_id));
+            return true;
         }
+        false
     }
 
     /// Answers every pending say of a dialogue with a `timeout` handoff (end of a drain).
@@ -275,6 +279,11 @@ impl Hub {
                     reason: h.reason.as_str().to_string(),
                 },
             ),
+            EventBody::TurnQueued(q) => (
+                &q.client_msg_id,
+                ServerFrame::Queued { dialogue_id: event.dialogue_id.clone(), in_reply_to: q.client_msg_id.clone() },
+            ),
+            EventBody::OwnershipChanged(_) | EventBody::AgentSaid(_) => return self.push(event),
             _ => return "ignored_kind",
         };
         let mut guard = self.lock();
@@ -300,6 +309,33 @@ impl Hub {
             "routing reply"
         );
         self.resolve(d, client_msg_id, frame);
+        "routed"
+    }
+
+    /// Sends the user a frame that answers no say: an agent joined, wrote, or gave the dialogue
+    /// back to the bot. Kept for a resume like replies.
+    fn push(&self, event: &Event) -> &'static str {
+        let dialogue_id = event.dialogue_id.clone();
+        let frame = match &event.body {
+            EventBody::OwnershipChanged(o) => match (o.owner, &o.agent) {
+                (Owner::Agent, Some(agent)) => ServerFrame::AgentJoined { dialogue_id, agent: agent.clone() },
+                (Owner::Bot, _) => ServerFrame::BotBack { dialogue_id },
+                // Waiting: the handoff frame already told the user.
+                _ => return "ignored_kind",
+            },
+            EventBody::AgentSaid(a) => {
+                ServerFrame::AgentSaid { dialogue_id, text: a.text.clone(), event_id: event.event_id.to_string() }
+            }
+            _ => return "ignored_kind",
+        };
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(d) = state.dialogues.get_mut(&event.dialogue_id) else { return "not_held" };
+        if state.seen_events.put(event.event_id, ()).is_some() {
+            return "duplicate_event";
+        }
+        tracing::debug!(dialogue_id = %event.dialogue_id, event_id = %event.event_id, kind = frame.kind(), "routing agent frame");
+        self.deliver(d, None, frame);
         "routed"
     }
 

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 mod access;
+mod agents;
 
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
@@ -36,6 +37,7 @@ pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
     pub(crate) admin: SocketAddr,
     metrics: Arc<Metrics>,
+    pub(crate) desk: Arc<crate::agent::Desk>,
     hub: Arc<Hub>,
     said: mpsc::UnboundedReceiver<Event>,
     broker_down: Arc<AtomicBool>,
@@ -61,17 +63,29 @@ pub(crate) async fn start(config: GatewayConfig) -> TestGateway {
             config.limits.max_dialogues_per_address,
         ));
     let publisher = Publisher::Memory { tx, fail: broker_down.clone() };
-    let gateway = Gateway::bind_with(config, publisher, hub.clone(), metrics.clone()).await.unwrap();
+    let agents = crate::agent::AgentSide::new(None);
+    let desk = agents.desk.clone();
+    let gateway = Gateway::bind_with(config, publisher, hub.clone(), agents, metrics.clone()).await.unwrap();
     let addr = gateway.local_addr();
     let admin = gateway.admin_addr().expect("an admin listener");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(gateway.run(async move {
         let _ = stopped.await;
     }));
-    TestGateway { addr, admin, metrics, hub, said, broker_down, shutdown: Some(stop), task }
+    TestGateway { addr, admin, metrics, hub, desk, said, broker_down, shutdown: Some(stop), task }
 }
 
 impl TestGateway {
+    /// Delivers a `bot.said` event as the reader would: to the agents' desk and to the hub.
+    pub(crate) fn bot_said(&self, event: &Event) -> &'static str {
+        self.desk.observe(event);
+        self.hub.route(event)
+    }
+
+    pub(crate) async fn next_said_event(&mut self) -> Event {
+        self.next_said().await
+    }
+
     async fn next_said(&mut self) -> Event {
         tokio::time::timeout(WAIT, self.said.recv()).await.expect("a UserSaid in time").expect("channel open")
     }
@@ -311,6 +325,9 @@ async fn answer_timeout_gives_a_timeout_handoff_and_late_answers_are_dropped() {
     let f = c.recv().await;
     assert_eq!(f, json!({"type":"handoff","dialogue_id":d,"in_reply_to":"m-1","reason":"timeout"}));
     assert_eq!(gw.hub.route(&gw.answer(&said, "late")), "already_answered");
+    // The timeout is also written to user.said, for the session and the console.
+    let timeout = gw.next_said().await;
+    assert!(matches!(&timeout.body, EventBody::HandoffRequested(h) if h.in_reply_to == said.event_id), "{timeout:?}");
     c.say("m-2", "again").await;
     let said2 = gw.next_said().await;
     gw.hub.route(&gw.answer(&said2, "on time"));
