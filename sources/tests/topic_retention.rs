@@ -159,11 +159,11 @@ async fn tansu_stores_retention_and_trims_old_records_only_under_cleanup_policy_
     let plain = TopicSpec::new("kept", 1);
     let existed = create_topics(&settings, &[trimmed.clone(), unpoliced.clone(), plain.clone()]).await.expect("create topics");
     assert!(existed.is_empty(), "fresh broker, yet {existed:?} existed");
-    assert!(create_topics(&settings, &[plain.clone()]).await.expect("create again") == ["kept"], "a second create reports the topic as existing");
+    assert!(create_topics(&settings, std::slice::from_ref(&plain)).await.expect("create again") == ["kept"], "a second create reports the topic as existing");
 
     // Stored, and read back by DescribeConfigs.
     let config = topic_config(&settings, "retained").await.expect("describe retained");
-    for (key, value) in retention_config(minute as u64) {
+    for (key, value) in retention_config(minute) {
         assert_eq!(config.get(&key), Some(&value), "retained: {key} not stored as {value}: {config:?}");
     }
     let config = topic_config(&settings, "retention-ms-only").await.expect("describe retention-ms-only");
