@@ -116,7 +116,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 /// The bar the admin pages show: who is logged in, and the logout form with the CSRF token.
 pub(crate) fn account_bar(identity: &Identity) -> String {
     format!(
-        r#"<meta name="csrf-token" content="{csrf}"><form method="post" action="/logout" class="account" id="account"><span id="whoami">{user} · {role}</span> <input type="hidden" name="csrf" value="{csrf}"><button type="submit" id="logout">退出 / Log out</button></form>"#,
+        r#"<meta name="csrf-token" content="{csrf}"><form method="post" action="/logout" class="account" id="account"><span id="whoami" data-user="{user}">{user} · {role}</span> <input type="hidden" name="csrf" value="{csrf}"><button type="submit" id="logout">退出 / Log out</button></form>"#,
         csrf = login::escape(&identity.csrf),
         user = login::escape(&identity.user),
         role = identity.role.as_str(),
