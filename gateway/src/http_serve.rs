@@ -64,7 +64,12 @@ where
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    // Small frames (chat turns, WebSocket replies) go out at once, not after
+                    // Nagle's delay.
+                    let _ = pair.0.set_nodelay(true);
+                    pair
+                }
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed; retrying in 100 ms");

@@ -6,6 +6,7 @@ use crate::config::GatewayConfig;
 use crate::connection;
 use crate::error::{Error, Result};
 use crate::agent::AgentSide;
+use crate::http_serve;
 use crate::hub::Hub;
 use crate::kafka::{BotSaidReader, Publisher};
 use crate::metrics::Metrics;
@@ -16,7 +17,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -141,19 +141,16 @@ impl Gateway {
         let gc = tokio::spawn(gc_loop(shared.clone()));
         let admin_task = admin.map(|(listener, addr)| {
             tracing::info!(%addr, "admin listener (console, agent page, metrics) listening");
-            let app = crate::admin::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let app = crate::admin::router(shared.clone());
             let mut drain = shared.drain.subscribe();
             tokio::spawn(async move {
                 let stop = async move {
                     let _ = drain.wait_for(|d| *d).await;
                 };
-                axum::serve(listener, app).with_graceful_shutdown(stop).await
+                http_serve::serve(listener, app, http_serve::DEFAULT_HEADER_READ_TIMEOUT, stop).await
             })
         });
-        let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        let app = router(shared.clone());
         let signal = {
             let shared = shared.clone();
             async move {
@@ -162,7 +159,7 @@ impl Gateway {
                 shared.drain.send_replace(true);
             }
         };
-        let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+        let served = http_serve::serve(listener, app, http_serve::DEFAULT_HEADER_READ_TIMEOUT, signal).await;
         // The listener is closed; WebSocket connections drain on their own, bounded.
         let mut open = shared.connections.subscribe();
         let limit = shared.config.drain_timeout() + Duration::from_secs(2) + Duration::from_secs(2);
