@@ -10,6 +10,7 @@
 //! | `GET /console/api/dialogues?minutes=N&prefix=P&limit=L` | the most recently active dialogues ([`DialogueListItem`]) |
 //! | `GET /console/api/dialogue/{dialogue_id}` | every event of one dialogue ([`Trace`]) |
 //! | `GET /console/api/live?minutes=N` | the topology's live per-minute counts ([`crate::live`]) |
+//! | `GET /console/api/agents?minutes=N&prefix=P` | the human-agent side: queue, time to claim and to first reply, outcomes, per agent ([`AgentsReport`]; definitions in `agents.rs`) |
 //!
 //! `minutes` defaults to 15 and is clamped to 1..=1440; `prefix` (optional) keeps only dialogues
 //! whose id starts with it; `limit` defaults to 20 and is clamped to 1..=100. A parameter that
@@ -26,13 +27,19 @@
 //! `handoff_requested` rows: exact below 1 s, 16 ms steps up to 30 s, and clamped at 30 000 ms.
 //!
 //! The module is split by concern: `model` (limits, [`ConsoleError`], the JSON documents and the
-//! pure computations), `queries` (the ClickHouse client, the SQL and its rows) and `routes` (the
-//! HTTP handlers). Everything public is re-exported here.
+//! pure computations), `queries` (the ClickHouse client, the SQL and its rows), `routes` (the
+//! HTTP handlers), and for the human agents `agents` (the report and its computation) and
+//! `agents_api` (its SQL, cache and handler). Everything public is re-exported here.
 
+mod agents;
+mod agents_api;
 mod model;
 mod queries;
 mod routes;
 
+pub use agents::{
+    AgentStats, AgentsReport, Outcomes, QueuePoint, Timing, ABANDON_AFTER, LOOKBACK, MAX_AGENTS, MAX_AGENT_ROWS,
+};
 pub use model::{
     ConsoleError, DialogueListItem, Handoffs, IntentCount, KindCounts, Latency, MinutePoint, ReasonCount, Summary,
     Trace, TraceEvent, UnresolvedQuestion, CLARIFYING_ANSWERS, DEFAULT_MINUTES, MAX_CONCURRENT_QUERIES, MAX_MINUTES,
@@ -50,6 +57,7 @@ use switchboard_schemas::settings::ClickHouseSettings;
 /// `GatewayConfig::clickhouse` is set; nothing is contacted until a request comes.
 pub fn router(settings: &ClickHouseSettings) -> Router {
     let console = Arc::new(queries::Console::new(settings));
+    let agents = Arc::new(agents_api::AgentsApi::new(console.clone()));
     Router::new()
         .route("/console", get(routes::page))
         .route("/console/", get(routes::page))
@@ -59,5 +67,7 @@ pub fn router(settings: &ClickHouseSettings) -> Router {
         .route("/console/api/dialogues", get(routes::dialogues))
         .route("/console/api/dialogue/{dialogue_id}", get(routes::trace))
         .with_state(console)
+        .route("/console/api/agents", get(agents_api::agents))
+        .with_state(agents)
         .route("/console/api/live", get(crate::live::live))
 }

@@ -35,7 +35,7 @@ impl IntoResponse for ConsoleError {
 /// A JSON response in which `<`, `>` and `&` are written as `\u003c`, `\u003e` and `\u0026`
 /// (they can only occur inside JSON strings, so the data is unchanged): even a client that
 /// sniffed the body as HTML would find no markup in it.
-fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
+pub(super) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let text = match serde_json::to_string(value) {
         Ok(text) => text,
         Err(e) => {
@@ -121,7 +121,7 @@ pub(crate) async fn chart_js_license() -> Response {
 // API
 // ---------------------------------------------------------------------------------------------
 
-fn params(query: Result<Query<Params>, QueryRejection>) -> ApiResult<Params> {
+pub(super) fn params(query: Result<Query<Params>, QueryRejection>) -> ApiResult<Params> {
     query.map(|Query(p)| p).map_err(|e| ConsoleError::BadRequest { name: "query string", reason: e.body_text() })
 }
 
