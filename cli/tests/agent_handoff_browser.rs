@@ -96,7 +96,7 @@ async fn a_customer_and_an_agent_in_two_pages() {
 
     // 1. The customer asks for a human and gets the handoff.
     customer.client.goto(&format!("http://{public}/?locale=zh-CN")).await.expect("open the chat page");
-    customer.wait_for("the chat to connect", STEP_WAIT, r#"return document.getElementById("status").className === "up";"#, &[]).await;
+    customer.wait_for("the chat to connect", STEP_WAIT, r##"return document.getElementById("status").className === "up";"##, &[]).await;
     type_and_send(&customer, "#text", "#send", "转人工").await;
     customer
         .wait_for(
@@ -106,7 +106,7 @@ async fn a_customer_and_an_agent_in_two_pages() {
             &[],
         )
         .await;
-    let dialogue = customer.js(r#"return JSON.parse(sessionStorage.getItem("sb.dialogue"));"#, &[]).await;
+    let dialogue = customer.js(r##"return JSON.parse(sessionStorage.getItem("sb.dialogue"));"##, &[]).await;
     let dialogue = dialogue.as_str().expect("the page keeps its dialogue id").to_string();
     customer.screenshot("01-customer-handoff").await;
 
@@ -133,7 +133,7 @@ async fn a_customer_and_an_agent_in_two_pages() {
     agent.find("#e2e-waiting").await.click().await.expect("select the dialogue");
     agent.find("#claim").await.click().await.expect("claim");
     agent
-        .wait_for("the claim to be granted", STEP_WAIT, r#"return document.getElementById("text").disabled ? null : true;"#, &[])
+        .wait_for("the claim to be granted", STEP_WAIT, r##"return document.getElementById("text").disabled ? null : true;"##, &[])
         .await;
     customer
         .wait_for(
@@ -172,7 +172,7 @@ async fn a_customer_and_an_agent_in_two_pages() {
             &[],
         )
         .await;
-    let answers = customer.js(r#"return document.querySelectorAll("#log .row.answer").length;"#, &[]).await;
+    let answers = customer.js(r##"return document.querySelectorAll("#log .row.answer").length;"##, &[]).await;
     assert_eq!(answers, json!(0), "no bot answer while the agent has the dialogue");
     agent.screenshot("04-agent-conversation").await;
 

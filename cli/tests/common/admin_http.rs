@@ -40,7 +40,12 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
 
 /// Logs in as [`USER`]; the `Cookie` header value, or `None` while the listener is not up.
 pub fn login(addr: &str) -> Option<String> {
-    let body = format!("username={USER}&password={PASSWORD}");
+    login_as(addr, USER, PASSWORD)
+}
+
+/// Logs in as `user` (a password without `&`, `+` or `%`).
+pub fn login_as(addr: &str, user: &str, password: &str) -> Option<String> {
+    let body = format!("username={user}&password={}", password.replace(' ', "+"));
     let (status, response) =
         request(addr, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], &body)?;
     assert_eq!(status, 303, "the test account must log in: {response}");
