@@ -300,6 +300,14 @@ async fn no_answer_in_time_gives_a_timeout_handoff() {
     let f = c.recv().await;
     assert_eq!(f, json!({"type":"handoff","dialogue_id":d,"in_reply_to":"m-1","reason":"timeout"}));
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // The timeout is written to the user topic too (for the session and the console), with an
+    // id derived from the say's.
+    let (key, timeout) = rig.next_said().await;
+    assert_eq!(key, d);
+    assert!(
+        matches!(&timeout.body, EventBody::HandoffRequested(h) if h.in_reply_to == said.event_id && h.client_msg_id == "m-1"),
+        "{timeout:?}"
+    );
     // A late answer is dropped; the next say still works.
     rig.publish(&answer_to(&said, "late")).await;
     c.say("m-2", "还在吗").await;

@@ -34,7 +34,7 @@ async fn http_get(admin: &Admin, path: &str) -> (u16, String, String) {
 }
 
 async fn get_json(addr: &Admin, path: &str) -> (u16, Value, String) {
-    let (status, head, body) = http_get(&addr, path).await;
+    let (status, head, body) = http_get(addr, path).await;
     assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{path}: {head}");
     let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
     (status, value, body)
@@ -189,7 +189,10 @@ async fn summary_trace_and_dialogue_list_come_from_clickhouse() {
     assert_eq!(status, 200, "{head}");
     assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
     assert!(head.to_ascii_lowercase().contains("content-security-policy:"), "{head}");
-    assert_eq!(page, switchboard_gateway::console::CONSOLE_PAGE);
+    // The page as shipped, with the logged-in user's bar (name, role, logout form, CSRF token).
+    let (before, after) = switchboard_gateway::console::CONSOLE_PAGE.split_once("<!--SB-ACCOUNT-->").expect("a bar slot");
+    assert!(page.starts_with(before) && page.ends_with(after), "the console page as shipped");
+    assert!(page.contains(r#"data-user="ops">ops · admin</span>"#) && page.contains(r#"name="csrf-token""#), "{page}");
     let (status, head, js) = http_get(&addr, "/console/vendor/chart.umd.min.js").await;
     assert_eq!(status, 200, "{head}");
     assert!(js.contains("Chart.js v4"));
