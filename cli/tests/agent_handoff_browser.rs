@@ -17,82 +17,18 @@ mod harness;
 
 use harness::*;
 use serde_json::{json, Value};
-use std::process::Command;
-use std::time::Duration;
-use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
-use switchboard_sinks::clickhouse::ClickHouseSink;
-use switchboard_sources::admin::ensure_topics;
 
 const AGENT: &str = "agent-li";
 const AGENT_PASSWORD: &str = "agent page test password";
-/// Startup of the debug-build topology (models and knowledge base) plus the first turn.
-const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_and_an_agent_in_two_pages() {
-    let executables = find_browser();
     let run_id = common::run_id();
-    let work = std::env::temp_dir().join(format!("switchboard-agent-browser-{run_id}"));
-    std::fs::create_dir_all(&work).expect("work dir");
-    let shots = state_dir().join("artifacts").join("agent-handoff");
-    std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{}: {e}", shots.display()));
-    let mut processes = Processes::default();
-
-    let kafka = KafkaSettings::from_env().expect("kafka settings");
-    let user_said = format!("test.agents.user-said.{run_id}");
-    let bot_said = format!("test.agents.bot-said.{run_id}");
-    let dead_letter = format!("test.agents.dead.{run_id}");
-    ensure_topics(&kafka, &[&user_said, &bot_said, &dead_letter], 2)
-        .await
-        .unwrap_or_else(|e| panic!("creating topics: {e} (is the broker up? deploy/dev/up.sh)"));
-    let clickhouse = ClickHouseSettings::from_env().expect("clickhouse settings");
-    let admin = ClickHouseSink::new(&clickhouse);
-    admin.ping().await.unwrap_or_else(|e| panic!("{e} (is ClickHouse up? deploy/dev/up.sh)"));
-    let database = format!("sbtest_agents_{}", &run_id[..16]);
-    create_database(&admin, &database).await;
-
-    let config = work.join("topology.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "input_topic: {user_said}\nreplies_topic: {bot_said}\ndead_letter_topic: {dead_letter}\n\
-             group_id: agents-{run_id}\nmetrics_listen: \"\"\n"
-        ),
-    )
-    .expect("config");
-    let switchboard = env!("CARGO_BIN_EXE_switchboard");
-    processes.spawn(
-        "switchboard run",
-        Command::new(switchboard)
-            .args(["run", "--workers", "1", "--config"])
-            .arg(&config)
-            .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
-            .env("SWITCHBOARD_STATE", state_dir())
-            .env("SWITCHBOARD_MODELS", models_dir())
-            .env("SWITCHBOARD_LOG", "warn"),
-        &work.join("topology.log"),
-    );
-    let public = format!("127.0.0.1:{}", free_port());
-    let admin_listen = format!("127.0.0.1:{}", free_port());
-    let users = work.join("users.json");
-    switchboard_gateway::accounts::Accounts::load(&users)
-        .and_then(|mut a| a.upsert(AGENT, switchboard_gateway::accounts::Role::Agent, AGENT_PASSWORD))
-        .expect("an agent account");
-    processes.spawn(
-        "switchboard gateway",
-        Command::new(switchboard)
-            .args(["gateway", "--listen", &public, "--admin-listen", &admin_listen])
-            .env("SWITCHBOARD_USERS_FILE", &users)
-            .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &user_said)
-            .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &bot_said)
-            .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
-            .env("SWITCHBOARD_GATEWAY_ANSWER_TIMEOUT_MS", FIRST_ANSWER_WAIT.as_millis().to_string())
-            .env("SWITCHBOARD_LOG", "warn"),
-        &work.join("gateway.log"),
-    );
-    wait_http_ok("the gateway", &format!("http://{public}/healthz"), STEP_WAIT, &mut processes, &work).await;
-    let customer = start_browser(executables.clone(), &mut processes, &work, shots.clone()).await;
-    let agent = start_browser(executables, &mut processes, &work, shots).await;
+    let accounts = [(AGENT, switchboard_gateway::accounts::Role::Agent, AGENT_PASSWORD)];
+    let mut system = System::start("agent-handoff", &run_id, &accounts).await;
+    let (public, admin_listen) = (system.public.clone(), system.admin.clone());
+    let customer = system.browser().await;
+    let agent = system.browser().await;
 
     // 1. The customer asks for a human and gets the handoff.
     customer.client.goto(&format!("http://{public}/?locale=zh-CN")).await.expect("open the chat page");
@@ -203,10 +139,7 @@ async fn a_customer_and_an_agent_in_two_pages() {
 
     customer.client.close().await.expect("close the customer's browser");
     agent.client.close().await.expect("close the agent's browser");
-    processes.check_alive(&work);
-    drop(processes);
-    let _ = admin.client().query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
-    let _ = std::fs::remove_dir_all(&work);
+    system.finish().await;
 }
 
 /// Types `text` into `input` and clicks `button`.

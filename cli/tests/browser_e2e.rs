@@ -18,11 +18,7 @@ mod harness;
 
 use harness::*;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
-use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
-use switchboard_sinks::clickhouse::ClickHouseSink;
-use switchboard_sources::admin::ensure_topics;
 
 /// The utterance typed into the chat page, and what its answer must contain: the return
 /// answer needs an order id, so the bot asks for it.
@@ -30,8 +26,6 @@ const UTTERANCE: &str = "我要退货";
 const EXPECTED_INTENT: &str = "return_goods";
 const ANSWER_ASKS_FOR: &str = "订单号";
 
-/// Startup of the debug-build topology (models and knowledge base) plus the first turn.
-const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(90);
 /// The console account this test logs in with.
 const CONSOLE_USER: &str = "e2e-viewer";
 const CONSOLE_PASSWORD: &str = "browser test password";
@@ -41,72 +35,11 @@ const CONSOLE_WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
-    let browser_executables = find_browser();
     let run_id = common::run_id();
-    let work = std::env::temp_dir().join(format!("switchboard-browser-{run_id}"));
-    std::fs::create_dir_all(&work).expect("work dir");
-    let shots = state_dir().join("artifacts").join("browser");
-    std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{}: {e}", shots.display()));
-    let mut processes = Processes::default();
-
-    // This test's own topics and database.
-    let kafka = KafkaSettings::from_env().expect("kafka settings");
-    let user_said = format!("test.browser.user-said.{run_id}");
-    let bot_said = format!("test.browser.bot-said.{run_id}");
-    let dead_letter = format!("test.browser.dead.{run_id}");
-    ensure_topics(&kafka, &[&user_said, &bot_said, &dead_letter], 2)
-        .await
-        .unwrap_or_else(|e| panic!("creating topics: {e} (is the broker up? deploy/dev/up.sh)"));
-    let clickhouse = ClickHouseSettings::from_env().expect("clickhouse settings");
-    let admin = ClickHouseSink::new(&clickhouse);
-    admin.ping().await.unwrap_or_else(|e| panic!("{e} (is ClickHouse up? deploy/dev/up.sh)"));
-    let database = format!("sbtest_browser_{}", &run_id[..16]);
-    create_database(&admin, &database).await;
-
-    // The whole system: topology and gateway, the real binaries.
-    let config = work.join("topology.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "input_topic: {user_said}\nreplies_topic: {bot_said}\ndead_letter_topic: {dead_letter}\n\
-             group_id: browser-{run_id}\nmetrics_listen: \"\"\n"
-        ),
-    )
-    .expect("config");
-    let switchboard = env!("CARGO_BIN_EXE_switchboard");
-    processes.spawn(
-        "switchboard run",
-        Command::new(switchboard)
-            .args(["run", "--workers", "1", "--config"])
-            .arg(&config)
-            .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
-            .env("SWITCHBOARD_STATE", state_dir())
-            .env("SWITCHBOARD_MODELS", models_dir())
-            .env("SWITCHBOARD_LOG", "warn"),
-        &work.join("topology.log"),
-    );
-    let gateway = format!("127.0.0.1:{}", free_port());
-    let admin_listen = format!("127.0.0.1:{}", free_port());
-    let users = work.join("users.json");
-    switchboard_gateway::accounts::Accounts::load(&users)
-        .and_then(|mut a| a.upsert(CONSOLE_USER, switchboard_gateway::accounts::Role::Viewer, CONSOLE_PASSWORD))
-        .expect("a console account");
-    processes.spawn(
-        "switchboard gateway",
-        Command::new(switchboard)
-            .args(["gateway", "--listen", &gateway])
-            .env("SWITCHBOARD_GATEWAY_ADMIN_LISTEN", &admin_listen)
-            .env("SWITCHBOARD_USERS_FILE", &users)
-            .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &user_said)
-            .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &bot_said)
-            .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
-            // The first turn waits for the debug-build topology to load its models.
-            .env("SWITCHBOARD_GATEWAY_ANSWER_TIMEOUT_MS", FIRST_ANSWER_WAIT.as_millis().to_string())
-            .env("SWITCHBOARD_LOG", "warn"),
-        &work.join("gateway.log"),
-    );
-    wait_http_ok("the gateway", &format!("http://{gateway}/healthz"), STEP_WAIT, &mut processes, &work).await;
-    let browser = start_browser(browser_executables, &mut processes, &work, shots).await;
+    let accounts = [(CONSOLE_USER, switchboard_gateway::accounts::Role::Viewer, CONSOLE_PASSWORD)];
+    let mut system = System::start("browser", &run_id, &accounts).await;
+    let (gateway, admin_listen) = (system.public.clone(), system.admin.clone());
+    let browser = system.browser().await;
 
     // 1. The chat page connects.
     browser.client.goto(&format!("http://{gateway}/?locale=zh-CN")).await.expect("open /");
@@ -134,7 +67,7 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
             &[],
         )
         .await;
-    processes.check_alive(&work);
+    system.processes.check_alive(&system.work);
     let mine = browser.js(r##"return document.querySelector("#log .row.me .bubble").textContent;"##, &[]).await;
     assert!(mine.as_str().is_some_and(|t| t.starts_with(UTTERANCE)), "the user bubble shows the question: {mine}");
     assert!(
@@ -243,8 +176,5 @@ async fn chat_answers_in_chromium_and_the_console_counts_the_turn() {
     assert_eq!(url.path(), "/login", "after logout the console needs a login again: {url}");
 
     browser.client.close().await.expect("close the browser");
-    processes.check_alive(&work);
-    drop(processes);
-    let _ = admin.client().query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
-    let _ = std::fs::remove_dir_all(&work);
+    system.finish().await;
 }

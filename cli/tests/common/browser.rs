@@ -240,3 +240,106 @@ pub async fn start_browser(
     Browser { client, shots }
 }
 
+
+/// Startup of the debug-build topology (models and knowledge base) plus the first turn.
+pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(90);
+
+/// The whole system on a test's own topics and ClickHouse database: `switchboard run` (one
+/// worker, the real models) and `switchboard gateway` (public and admin listeners on free
+/// ports, the given accounts), against the dev broker and ClickHouse.
+pub struct System {
+    /// The children (stopped with the test).
+    pub processes: Processes,
+    /// The test's scratch folder (logs, users file, browser profiles).
+    pub work: PathBuf,
+    /// Where screenshots go.
+    pub shots: PathBuf,
+    /// The public listener (`/`, `/ws`).
+    pub public: String,
+    /// The admin listener (`/login`, `/console`, `/agent`).
+    pub admin: String,
+    /// The test's database and a client with the rights to drop it.
+    pub database: String,
+    pub clickhouse: ClickHouseSink,
+}
+
+impl System {
+    /// Starts it; `name` names the topics, database, folder and screenshot folder.
+    pub async fn start(name: &str, run_id: &str, accounts: &[(&str, switchboard_gateway::accounts::Role, &str)]) -> System {
+        use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
+        let work = std::env::temp_dir().join(format!("switchboard-{name}-{run_id}"));
+        std::fs::create_dir_all(&work).expect("work dir");
+        let shots = state_dir().join("artifacts").join(name);
+        std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{}: {e}", shots.display()));
+        let mut processes = Processes::default();
+        let kafka = KafkaSettings::from_env().expect("kafka settings");
+        let user_said = format!("test.{name}.user-said.{run_id}");
+        let bot_said = format!("test.{name}.bot-said.{run_id}");
+        let dead_letter = format!("test.{name}.dead.{run_id}");
+        switchboard_sources::admin::ensure_topics(&kafka, &[&user_said, &bot_said, &dead_letter], 2)
+            .await
+            .unwrap_or_else(|e| panic!("creating topics: {e} (is the broker up? deploy/dev/up.sh)"));
+        let settings = ClickHouseSettings::from_env().expect("clickhouse settings");
+        let clickhouse = ClickHouseSink::new(&settings);
+        clickhouse.ping().await.unwrap_or_else(|e| panic!("{e} (is ClickHouse up? deploy/dev/up.sh)"));
+        let database = format!("sbtest_{}_{}", name.replace('-', "_"), &run_id[..16]);
+        create_database(&clickhouse, &database).await;
+
+        let config = work.join("topology.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "input_topic: {user_said}\nreplies_topic: {bot_said}\ndead_letter_topic: {dead_letter}\n\
+                 group_id: {name}-{run_id}\nmetrics_listen: \"\"\n"
+            ),
+        )
+        .expect("config");
+        let switchboard = env!("CARGO_BIN_EXE_switchboard");
+        processes.spawn(
+            "switchboard run",
+            Command::new(switchboard)
+                .args(["run", "--workers", "1", "--config"])
+                .arg(&config)
+                .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
+                .env("SWITCHBOARD_STATE", state_dir())
+                .env("SWITCHBOARD_MODELS", models_dir())
+                .env("SWITCHBOARD_LOG", "warn"),
+            &work.join("topology.log"),
+        );
+        let public = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        let users = work.join("users.json");
+        let mut file = switchboard_gateway::accounts::Accounts::load(&users).expect("users file");
+        for (user, role, password) in accounts {
+            file.upsert(user, *role, password).expect("an account");
+        }
+        processes.spawn(
+            "switchboard gateway",
+            Command::new(switchboard)
+                .args(["gateway", "--listen", &public, "--admin-listen", &admin])
+                .env("SWITCHBOARD_USERS_FILE", &users)
+                .env("SWITCHBOARD_GATEWAY_USER_SAID_TOPIC", &user_said)
+                .env("SWITCHBOARD_GATEWAY_BOT_SAID_TOPIC", &bot_said)
+                .env("SWITCHBOARD_CLICKHOUSE_DATABASE", &database)
+                // The first turn waits for the debug-build topology to load its models.
+                .env("SWITCHBOARD_GATEWAY_ANSWER_TIMEOUT_MS", FIRST_ANSWER_WAIT.as_millis().to_string())
+                .env("SWITCHBOARD_LOG", "warn"),
+            &work.join("gateway.log"),
+        );
+        wait_http_ok("the gateway", &format!("http://{public}/healthz"), STEP_WAIT, &mut processes, &work).await;
+        System { processes, work, shots, public, admin, database, clickhouse }
+    }
+
+    /// A headless Chromium session of its own.
+    pub async fn browser(&mut self) -> Browser {
+        start_browser(find_browser(), &mut self.processes, &self.work, self.shots.clone()).await
+    }
+
+    /// Checks that every child still runs, stops them and drops the database.
+    pub async fn finish(mut self) {
+        self.processes.check_alive(&self.work);
+        drop(std::mem::take(&mut self.processes));
+        let _ = self.clickhouse.client().query(&format!("DROP DATABASE IF EXISTS {}", self.database)).execute().await;
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use switchboard_schemas::ownership::Owner;
 use switchboard_schemas::settings::ClickHouseSettings;
 use switchboard_schemas::session::DialogueState;
-use switchboard_schemas::EventBody;
+use switchboard_schemas::{Event, EventBody};
 
 /// Longest a read may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,17 +49,22 @@ pub(crate) struct TranscriptEvent {
 impl History {
     /// A client for `settings` (nothing is contacted until a read).
     pub(crate) fn new(settings: &ClickHouseSettings) -> History {
-        let mut client = clickhouse::Client::default()
-            .with_url(&settings.url)
-            .with_database(&settings.database)
-            .with_user(&settings.user)
-            .with_validation(false)
-            .with_setting("readonly", "2")
-            .with_setting("max_execution_time", READ_TIMEOUT.as_secs().to_string());
-        if let Some(password) = &settings.password {
-            client = client.with_password(password);
-        }
-        History { client }
+        History { client: crate::console::queries::read_only_client(settings, READ_TIMEOUT) }
+    }
+
+    /// The payload of the dialogue's latest event of `kind`, if any.
+    async fn latest(&self, dialogue_id: &str, kind: &str) -> Result<Option<Event>, clickhouse::error::Error> {
+        let rows = self
+            .client
+            .query(
+                "SELECT payload FROM events FINAL WHERE dialogue_id = ? AND kind = ? \
+                 ORDER BY occurred_at_ms DESC LIMIT 1",
+            )
+            .bind(dialogue_id)
+            .bind(kind)
+            .fetch_all::<PayloadRow>()
+            .await?;
+        Ok(rows.first().and_then(|r| switchboard_schemas::decode(r.payload.as_bytes()).ok()))
     }
 
     /// The dialogues whose last ownership change (in the last day) left them waiting or with
@@ -106,24 +111,8 @@ impl History {
         dialogue_id: &str,
     ) -> Result<(Option<String>, Option<String>, BTreeMap<String, String>), String> {
         let read = async {
-            let said = self
-                .client
-                .query(
-                    "SELECT payload FROM events FINAL WHERE dialogue_id = ? AND kind = 'user_said' \
-                     ORDER BY occurred_at_ms DESC LIMIT 1",
-                )
-                .bind(dialogue_id)
-                .fetch_all::<PayloadRow>()
-                .await?;
-            let intent = self
-                .client
-                .query(
-                    "SELECT payload FROM events FINAL WHERE dialogue_id = ? AND kind = 'intent_recognized' \
-                     ORDER BY occurred_at_ms DESC LIMIT 1",
-                )
-                .bind(dialogue_id)
-                .fetch_all::<PayloadRow>()
-                .await?;
+            let said = self.latest(dialogue_id, "user_said").await?;
+            let intent = self.latest(dialogue_id, "intent_recognized").await?;
             let state = self
                 .client
                 .query("SELECT state FROM sessions FINAL WHERE dialogue_id = ? LIMIT 1")
@@ -136,11 +125,11 @@ impl History {
             .await
             .map_err(|_| "timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        let locale = said.first().and_then(|r| switchboard_schemas::decode(r.payload.as_bytes()).ok()).and_then(|e| match e.body {
+        let locale = said.and_then(|e| match e.body {
             EventBody::UserSaid(u) => Some(u.locale.as_str().to_string()),
             _ => None,
         });
-        let last_intent = intent.first().and_then(|r| switchboard_schemas::decode(r.payload.as_bytes()).ok()).and_then(|e| match e.body {
+        let last_intent = intent.and_then(|e| match e.body {
             EventBody::IntentRecognized(i) => Some(i.intent),
             _ => None,
         });

@@ -34,7 +34,7 @@
 mod agents;
 mod agents_api;
 mod model;
-mod queries;
+pub(crate) mod queries;
 mod routes;
 
 pub use agents::{

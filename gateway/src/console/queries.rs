@@ -31,26 +31,31 @@ pub(crate) struct Console {
     cache: Mutex<HashMap<SummaryKey, (Instant, Arc<Summary>)>>,
 }
 
+/// A client for the ClickHouse in `settings` that only reads (`readonly=2`), and never for
+/// longer than `limit`. Nothing is contacted until a query runs.
+pub(crate) fn read_only_client(settings: &ClickHouseSettings, limit: std::time::Duration) -> clickhouse::Client {
+    let mut client = clickhouse::Client::default()
+        .with_url(&settings.url)
+        .with_database(&settings.database)
+        .with_user(&settings.user)
+        // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
+        .with_validation(false)
+        .with_setting("readonly", "2")
+        .with_setting("max_execution_time", limit.as_secs().to_string());
+    if let Some(password) = &settings.password {
+        client = client.with_password(password);
+    }
+    client
+}
+
 /// A summary's window length and dialogue-id prefix.
 pub(crate) type SummaryKey = (u32, String);
 
 impl Console {
     /// A client for the ClickHouse in `settings`; nothing is contacted until a query runs.
     pub(crate) fn new(settings: &ClickHouseSettings) -> Self {
-        let mut client = clickhouse::Client::default()
-            .with_url(&settings.url)
-            .with_database(&settings.database)
-            .with_user(&settings.user)
-            // 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
-            .with_validation(false)
-            // The console only reads, and never for long.
-            .with_setting("readonly", "2")
-            .with_setting("max_execution_time", QUERY_TIMEOUT.as_secs().to_string());
-        if let Some(password) = &settings.password {
-            client = client.with_password(password);
-        }
         Console {
-            client,
+            client: read_only_client(settings, QUERY_TIMEOUT),
             url: settings.url.clone(),
             permits: Semaphore::new(MAX_CONCURRENT_QUERIES),
             cache: Mutex::new(HashMap::new()),
