@@ -75,7 +75,8 @@ async fn a_customer_and_an_agent_in_two_pages() {
         .wait_for(
             "the customer to see the agent join",
             STEP_WAIT,
-            r##"var n = Array.prototype.filter.call(document.querySelectorAll("#log .notice"), function (e) { return e.textContent.indexOf(arguments[0]) >= 0; });
+            r##"var name = arguments[0];
+               var n = Array.prototype.filter.call(document.querySelectorAll("#log .notice"), function (e) { return e.textContent.indexOf(name) >= 0; });
                return n.length ? true : null;"##,
             &[json!(AGENT)],
         )
