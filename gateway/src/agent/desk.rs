@@ -91,6 +91,18 @@ impl Desk {
         self.lock().conns.remove(&id);
     }
 
+    /// Whether `agent` has a connection on this instance.
+    pub(crate) fn is_online(&self, agent: &str) -> bool {
+        self.lock().conns.values().any(|c| c.agent == agent)
+    }
+
+    /// Sends `frame` to every connection of `agent` on this instance.
+    pub(crate) fn send_to(&self, agent: &str, frame: &str) {
+        for c in self.lock().conns.values().filter(|c| c.agent == agent) {
+            let _ = c.tx.send(frame.to_string());
+        }
+    }
+
     /// Agent connections open on this instance.
     pub(crate) fn online(&self) -> usize {
         self.lock().conns.len()
@@ -205,9 +217,9 @@ impl Desk {
                     "dialogue_id": d, "action": r.action.as_str(),
                 });
                 let text = frame.to_string();
-                for c in s.conns.values().filter(|c| c.agent == r.agent) {
-                    let _ = c.tx.send(text.clone());
-                }
+                drop(s);
+                self.send_to(&r.agent, &text);
+                return false;
             }
             _ => {}
         }

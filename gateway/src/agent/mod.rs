@@ -59,10 +59,30 @@ impl AgentSide {
     }
 
     /// Takes in one `bot.said` event; a newly waiting dialogue gets its details looked up.
+    /// The agent who just got a dialogue also gets its transcript.
     pub(crate) fn observe(&self, event: &switchboard_schemas::Event) {
         if self.desk.observe(event) {
             self.enrich(event.dialogue_id.clone());
         }
+        if let switchboard_schemas::EventBody::OwnershipChanged(o) = &event.body {
+            if let (switchboard_schemas::Owner::Agent, Some(agent)) = (o.owner, &o.agent) {
+                self.send_transcript(agent.clone(), event.dialogue_id.clone());
+            }
+        }
+    }
+
+    fn send_transcript(&self, agent: String, dialogue_id: String) {
+        let Some(history) = self.history.clone() else { return };
+        if !self.desk.is_online(&agent) {
+            return;
+        }
+        let desk = self.desk.clone();
+        tokio::spawn(async move {
+            // The rows of the last epoch may still be on their way to ClickHouse; the page asks
+            // again (`watch`) whenever it opens the dialogue.
+            let frame = socket::transcript_frame(&history, &dialogue_id).await;
+            desk.send_to(&agent, &frame);
+        });
     }
 
     fn enrich(&self, dialogue_id: String) {

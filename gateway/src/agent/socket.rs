@@ -166,6 +166,11 @@ async fn transcript(shared: &Arc<Shared>, dialogue_id: &str) -> String {
     let Some(history) = &shared.history else {
         return error("unavailable", "no ClickHouse is configured for transcripts", Some(dialogue_id));
     };
+    transcript_frame(history, dialogue_id).await
+}
+
+/// The `transcript` frame of `dialogue_id`, or an `error` frame when it cannot be read.
+pub(crate) async fn transcript_frame(history: &super::History, dialogue_id: &str) -> String {
     match history.transcript(dialogue_id).await {
         Ok(events) => serde_json::json!({"type": "transcript", "dialogue_id": dialogue_id, "events": events}).to_string(),
         Err(e) => {
