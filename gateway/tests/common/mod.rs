@@ -81,7 +81,9 @@ pub const ADMIN_PASSWORD: &str = "integration-test-password";
 pub fn users_file() -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("sb-gw-users-{}", uuid::Uuid::now_v7())).join("users.json");
     let mut accounts = switchboard_gateway::accounts::Accounts::load(&path).expect("users file");
-    accounts.upsert(ADMIN_USER, switchboard_gateway::accounts::Role::Admin, ADMIN_PASSWORD).expect("add the test account");
+    accounts
+        .upsert(ADMIN_USER, switchboard_gateway::accounts::Role::Admin, ADMIN_PASSWORD)
+        .expect("add the test account");
     path
 }
 
