@@ -1,7 +1,7 @@
 //! Strict JSON encoding and decoding of [`Event`]s.
 
 use crate::event::{Event, EventBody, EventKind, SCHEMA_VERSION};
-use crate::DecodeError;
+use crate::{DecodeError, MAX_AGENT_CHARS};
 use serde::Deserialize;
 
 /// Largest record accepted by [`decode`], in bytes.
@@ -64,6 +64,14 @@ pub fn decode_str(text: &str) -> Result<Event, DecodeError> {
             message: "dialogue_id must have 1 to 128 characters".into(),
         });
     }
+    if let Some(agent) = event.body.agent() {
+        if agent.is_empty() || agent.chars().count() > MAX_AGENT_CHARS {
+            return Err(DecodeError::InvalidField {
+                kind: kind_name,
+                message: format!("agent must have 1 to {MAX_AGENT_CHARS} characters"),
+            });
+        }
+    }
     for t in event.body.texts() {
         let chars = t.chars().count();
         if chars > MAX_TEXT_CHARS {
@@ -93,7 +101,15 @@ fn float_fields(body: &EventBody) -> Vec<(&'static str, f32)> {
         EventBody::UserSaid(_)
         | EventBody::HandoffRequested(_)
         | EventBody::DialogueClosed(_)
-        | EventBody::DeadLetter(_) => Vec::new(),
+        | EventBody::DeadLetter(_)
+        | EventBody::AgentClaim(_)
+        | EventBody::AgentMessage(_)
+        | EventBody::AgentReturn(_)
+        | EventBody::AgentClose(_)
+        | EventBody::OwnershipChanged(_)
+        | EventBody::TurnQueued(_)
+        | EventBody::AgentSaid(_)
+        | EventBody::AgentActionRefused(_) => Vec::new(),
     }
 }
 

@@ -1,5 +1,8 @@
 //! The event envelope and every event kind of the conversation pipeline.
 
+use crate::ownership::{
+    AgentActionRefused, AgentClaim, AgentClose, AgentMessage, AgentReturn, AgentSaid, OwnershipChanged, TurnQueued,
+};
 use crate::EventId;
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +76,22 @@ pub enum EventBody {
     DialogueClosed(DialogueClosed),
     /// A record that could not be decoded or processed.
     DeadLetter(DeadLetter),
+    /// An agent takes a dialogue (input, `user.said`).
+    AgentClaim(AgentClaim),
+    /// An agent writes to the user (input, `user.said`).
+    AgentMessage(AgentMessage),
+    /// An agent gives the dialogue back to the bot (input, `user.said`).
+    AgentReturn(AgentReturn),
+    /// An agent ends the dialogue (input, `user.said`).
+    AgentClose(AgentClose),
+    /// The owner of a dialogue changed (output, `bot.said`).
+    OwnershipChanged(OwnershipChanged),
+    /// A user turn queued for an agent instead of answered (output, `bot.said`).
+    TurnQueued(TurnQueued),
+    /// The owning agent's message, masked (output, `bot.said`).
+    AgentSaid(AgentSaid),
+    /// An agent's action was refused (output, `bot.said`).
+    AgentActionRefused(AgentActionRefused),
 }
 
 /// The names of the event kinds, as written in the `kind` field.
@@ -93,11 +112,27 @@ pub enum EventKind {
     DialogueClosed,
     /// See [`DeadLetter`].
     DeadLetter,
+    /// See [`AgentClaim`].
+    AgentClaim,
+    /// See [`AgentMessage`].
+    AgentMessage,
+    /// See [`AgentReturn`].
+    AgentReturn,
+    /// See [`AgentClose`].
+    AgentClose,
+    /// See [`OwnershipChanged`].
+    OwnershipChanged,
+    /// See [`TurnQueued`].
+    TurnQueued,
+    /// See [`AgentSaid`].
+    AgentSaid,
+    /// See [`AgentActionRefused`].
+    AgentActionRefused,
 }
 
 impl EventKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 7] = [
+    /// Every kind, in declaration order (the canonical order of a golden file ranks kinds so).
+    pub const ALL: [EventKind; 15] = [
         EventKind::UserSaid,
         EventKind::IntentRecognized,
         EventKind::KnowledgeRetrieved,
@@ -105,6 +140,14 @@ impl EventKind {
         EventKind::HandoffRequested,
         EventKind::DialogueClosed,
         EventKind::DeadLetter,
+        EventKind::AgentClaim,
+        EventKind::AgentMessage,
+        EventKind::AgentReturn,
+        EventKind::AgentClose,
+        EventKind::OwnershipChanged,
+        EventKind::TurnQueued,
+        EventKind::AgentSaid,
+        EventKind::AgentActionRefused,
     ];
 
     /// The wire name (`user_said`, …).
@@ -117,6 +160,14 @@ impl EventKind {
             EventKind::HandoffRequested => "handoff_requested",
             EventKind::DialogueClosed => "dialogue_closed",
             EventKind::DeadLetter => "dead_letter",
+            EventKind::AgentClaim => "agent_claim",
+            EventKind::AgentMessage => "agent_message",
+            EventKind::AgentReturn => "agent_return",
+            EventKind::AgentClose => "agent_close",
+            EventKind::OwnershipChanged => "ownership_changed",
+            EventKind::TurnQueued => "turn_queued",
+            EventKind::AgentSaid => "agent_said",
+            EventKind::AgentActionRefused => "agent_action_refused",
         }
     }
 
@@ -137,6 +188,14 @@ impl EventBody {
             EventBody::HandoffRequested(_) => EventKind::HandoffRequested,
             EventBody::DialogueClosed(_) => EventKind::DialogueClosed,
             EventBody::DeadLetter(_) => EventKind::DeadLetter,
+            EventBody::AgentClaim(_) => EventKind::AgentClaim,
+            EventBody::AgentMessage(_) => EventKind::AgentMessage,
+            EventBody::AgentReturn(_) => EventKind::AgentReturn,
+            EventBody::AgentClose(_) => EventKind::AgentClose,
+            EventBody::OwnershipChanged(_) => EventKind::OwnershipChanged,
+            EventBody::TurnQueued(_) => EventKind::TurnQueued,
+            EventBody::AgentSaid(_) => EventKind::AgentSaid,
+            EventBody::AgentActionRefused(_) => EventKind::AgentActionRefused,
         }
     }
 
@@ -150,6 +209,45 @@ impl EventBody {
             EventBody::HandoffRequested(b) => vec![&b.detail, &b.client_msg_id],
             EventBody::DialogueClosed(_) => vec![],
             EventBody::DeadLetter(b) => vec![&b.reason, &b.payload],
+            EventBody::AgentClaim(b) => vec![&b.agent],
+            EventBody::AgentMessage(b) => vec![&b.agent, &b.client_msg_id, &b.text],
+            EventBody::AgentReturn(b) => vec![&b.agent],
+            EventBody::AgentClose(b) => vec![&b.agent],
+            EventBody::OwnershipChanged(b) => b.agent.iter().map(String::as_str).collect(),
+            EventBody::TurnQueued(b) => {
+                let mut texts = vec![b.client_msg_id.as_str(), b.masked_text.as_str()];
+                texts.extend(b.agent.as_deref());
+                texts
+            }
+            EventBody::AgentSaid(b) => vec![&b.agent, &b.client_msg_id, &b.text],
+            EventBody::AgentActionRefused(b) => {
+                let mut texts = vec![b.agent.as_str()];
+                texts.extend(b.owner.as_deref());
+                texts
+            }
+        }
+    }
+
+    /// The agent account an ownership event names, if any: the acting agent of an agent's
+    /// action, a refusal or an agent's message, the agent an ownership change or a queued turn
+    /// concerns.
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            EventBody::AgentClaim(b) => Some(&b.agent),
+            EventBody::AgentMessage(b) => Some(&b.agent),
+            EventBody::AgentReturn(b) => Some(&b.agent),
+            EventBody::AgentClose(b) => Some(&b.agent),
+            EventBody::OwnershipChanged(b) => b.agent.as_deref(),
+            EventBody::TurnQueued(b) => b.agent.as_deref(),
+            EventBody::AgentSaid(b) => Some(&b.agent),
+            EventBody::AgentActionRefused(b) => Some(&b.agent),
+            EventBody::UserSaid(_)
+            | EventBody::IntentRecognized(_)
+            | EventBody::KnowledgeRetrieved(_)
+            | EventBody::AnswerGenerated(_)
+            | EventBody::HandoffRequested(_)
+            | EventBody::DialogueClosed(_)
+            | EventBody::DeadLetter(_) => None,
         }
     }
 }
@@ -338,6 +436,8 @@ pub enum CloseReason {
     IdleTimeout,
     /// Handed to a human.
     HandedOff,
+    /// Ended by the human agent who owned it.
+    AgentClosed,
 }
 
 /// A dialogue ended.

@@ -27,6 +27,7 @@ mod codec;
 mod error;
 mod event;
 mod id;
+pub mod ownership;
 mod record;
 pub mod session;
 pub mod settings;
@@ -36,4 +37,8 @@ pub use codec::{decode, decode_str, encode, MAX_EVENT_BYTES, MAX_TEXT_CHARS};
 pub use error::DecodeError;
 pub use event::*;
 pub use id::EventId;
+pub use ownership::{
+    AgentAction, AgentActionRefused, AgentClaim, AgentClose, AgentMessage, AgentReturn, AgentSaid, Owner, OwnershipChanged,
+    OwnershipReason, RefusalReason, TurnQueued, MAX_AGENT_CHARS,
+};
 pub use record::SourceRecord;

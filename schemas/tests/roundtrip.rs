@@ -40,13 +40,56 @@ fn body() -> impl Strategy<Value = EventBody> {
         ]).prop_map(|(in_reply_to, client_msg_id, detail, latency_ms, reason)| {
             EventBody::HandoffRequested(HandoffRequested { in_reply_to, client_msg_id, reason, detail, latency_ms })
         }),
-        (any::<u32>(), any::<bool>()).prop_map(|(turns, idle)| EventBody::DialogueClosed(DialogueClosed {
-            reason: if idle { CloseReason::IdleTimeout } else { CloseReason::HandedOff }, turns
-        })),
+        (any::<u32>(), prop_oneof![Just(CloseReason::IdleTimeout), Just(CloseReason::HandedOff), Just(CloseReason::AgentClosed)])
+            .prop_map(|(turns, reason)| EventBody::DialogueClosed(DialogueClosed { reason, turns })),
         (text(), text(), any::<i32>(), any::<i64>(), text()).prop_map(|(reason, source_topic, partition, offset, payload)| {
             EventBody::DeadLetter(DeadLetter { reason, source_topic, partition, offset, payload })
         }),
+        ownership_body(),
     ]
+}
+
+fn agent() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9._-]{0,30}"
+}
+
+fn handoff_reason() -> impl Strategy<Value = HandoffReason> {
+    prop_oneof![
+        Just(HandoffReason::LowConfidence), Just(HandoffReason::UserAsked),
+        Just(HandoffReason::RepeatedlyUnresolved), Just(HandoffReason::ProcessingFailed), Just(HandoffReason::Timeout)
+    ]
+}
+
+/// The kinds of dialogue ownership: agents' actions and the session's answers to them.
+fn ownership_body() -> BoxedStrategy<EventBody> {
+    let owner = prop_oneof![Just(Owner::Bot), Just(Owner::Waiting), Just(Owner::Agent)];
+    let reason = prop_oneof![
+        Just(OwnershipReason::Handoff), Just(OwnershipReason::Claimed), Just(OwnershipReason::Returned),
+        Just(OwnershipReason::Closed), Just(OwnershipReason::WaitTimeout)
+    ];
+    let action = prop_oneof![Just(AgentAction::Claim), Just(AgentAction::Message), Just(AgentAction::Return), Just(AgentAction::Close)];
+    let refusal = prop_oneof![Just(RefusalReason::AlreadyClaimed), Just(RefusalReason::NotOwner), Just(RefusalReason::NotWaiting)];
+    prop_oneof![
+        agent().prop_map(|agent| EventBody::AgentClaim(AgentClaim { agent })),
+        (agent(), text(), text()).prop_map(|(agent, client_msg_id, text)| EventBody::AgentMessage(AgentMessage { agent, client_msg_id, text })),
+        agent().prop_map(|agent| EventBody::AgentReturn(AgentReturn { agent })),
+        agent().prop_map(|agent| EventBody::AgentClose(AgentClose { agent })),
+        (id(), owner, proptest::option::of(agent()), reason, proptest::option::of(handoff_reason())).prop_map(
+            |(in_reply_to, owner, agent, reason, handoff_reason)| {
+                EventBody::OwnershipChanged(OwnershipChanged { in_reply_to, owner, agent, reason, handoff_reason })
+            }
+        ),
+        (id(), text(), text(), proptest::option::of(agent())).prop_map(|(in_reply_to, client_msg_id, masked_text, agent)| {
+            EventBody::TurnQueued(TurnQueued { in_reply_to, client_msg_id, masked_text, agent })
+        }),
+        (id(), agent(), text(), text()).prop_map(|(in_reply_to, agent, client_msg_id, text)| {
+            EventBody::AgentSaid(AgentSaid { in_reply_to, agent, client_msg_id, text })
+        }),
+        (id(), agent(), action, refusal, proptest::option::of(agent())).prop_map(|(in_reply_to, agent, action, reason, owner)| {
+            EventBody::AgentActionRefused(AgentActionRefused { in_reply_to, agent, action, reason, owner })
+        }),
+    ]
+    .boxed()
 }
 
 fn event() -> impl Strategy<Value = Event> {

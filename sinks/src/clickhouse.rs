@@ -44,6 +44,8 @@ pub struct EventRow {
     pub reason: String,
     /// The whole event as JSON.
     pub payload: String,
+    /// The agent account the event names, where the kind has one (`0003_agent.sql`).
+    pub agent: String,
 }
 
 impl EventRow {
@@ -66,6 +68,7 @@ impl EventRow {
             kb_version: String::new(),
             reason: String::new(),
             payload: String::from_utf8_lossy(&switchboard_schemas::encode(event)).into_owned(),
+            agent: event.body.agent().unwrap_or_default().to_string(),
         };
         match &event.body {
             EventBody::UserSaid(b) => {
@@ -109,6 +112,31 @@ impl EventRow {
                 row.text = b.payload.clone();
                 row.reason = b.reason.clone();
             }
+            EventBody::AgentClaim(_) | EventBody::AgentReturn(_) | EventBody::AgentClose(_) => {}
+            EventBody::AgentMessage(b) => {
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.text.clone();
+            }
+            EventBody::OwnershipChanged(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.text = b.owner.as_str().to_string();
+                row.reason = b.reason.as_str().to_string();
+            }
+            EventBody::TurnQueued(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.masked_text.clone();
+            }
+            EventBody::AgentSaid(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.client_msg_id = b.client_msg_id.clone();
+                row.text = b.text.clone();
+            }
+            EventBody::AgentActionRefused(b) => {
+                row.in_reply_to = b.in_reply_to.0;
+                row.text = b.action.as_str().to_string();
+                row.reason = b.reason.as_str().to_string();
+            }
         }
         row
     }
@@ -119,6 +147,9 @@ pub const EVENTS_MIGRATION: &str = include_str!("../../deploy/clickhouse/migrati
 
 /// The SQL of the `sessions` table (`deploy/clickhouse/migrations/0002_sessions.sql`).
 pub const SESSIONS_MIGRATION: &str = include_str!("../../deploy/clickhouse/migrations/0002_sessions.sql");
+
+/// The SQL adding the `agent` column to `events` (`deploy/clickhouse/migrations/0003_agent.sql`).
+pub const AGENT_MIGRATION: &str = include_str!("../../deploy/clickhouse/migrations/0003_agent.sql");
 
 /// One row of `switchboard.sessions`: a dialogue's saved state (JSON), or a closed marker.
 #[derive(Debug, Clone, PartialEq, ::clickhouse::Row, Serialize, Deserialize)]
@@ -198,7 +229,8 @@ impl ClickHouseSink {
 
     /// Creates `database` with its `events` and `sessions` tables from the project's migrations (the SQL
     /// `deploy/dev/up.sh` applies to `switchboard`), for tests, benchmarks and backfills into a
-    /// separate database. `database` must be a plain identifier (letters, digits, `_`).
+    /// separate database. `database` must be a plain identifier (letters, digits, `_`). Calling
+    /// it again on the same database changes nothing.
     pub async fn create_database(&self, database: &str) -> Result<()> {
         if database.is_empty() || !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(Error::ClickHouse {
@@ -209,7 +241,11 @@ impl ClickHouseSink {
         // 18.16 needs the setting for LowCardinality columns; newer servers ignore it.
         let client = self.client.clone().with_setting("allow_experimental_low_cardinality_type", "1");
         client.query(&format!("CREATE DATABASE IF NOT EXISTS {database}")).execute().await.map_err(|e| self.error(e))?;
-        for migration in [EVENTS_MIGRATION, SESSIONS_MIGRATION] {
+        for migration in [EVENTS_MIGRATION, SESSIONS_MIGRATION, AGENT_MIGRATION] {
+            if migration == AGENT_MIGRATION && self.has_column(&client, database, "events", "agent").await? {
+                // 18.16 has no ADD COLUMN IF NOT EXISTS.
+                continue;
+            }
             let ddl: String = migration
                 .lines()
                 .filter(|l| !l.starts_with("--") && l.trim() != ";")
@@ -221,8 +257,73 @@ impl ClickHouseSink {
         Ok(())
     }
 
+    async fn has_column(&self, client: &::clickhouse::Client, database: &str, table: &str, column: &str) -> Result<bool> {
+        client
+            .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
+            .bind(database)
+            .bind(table)
+            .bind(column)
+            .fetch_one::<u64>()
+            .await
+            .map(|n| n > 0)
+            .map_err(|e| self.error(e))
+    }
+
     /// Checks that the server answers.
     pub async fn ping(&self) -> Result<()> {
         self.client.query("SELECT 1").fetch_one::<u8>().await.map(|_| ()).map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_schemas::{AgentAction, AgentActionRefused, AgentMessage, EventId, Owner, OwnershipChanged, OwnershipReason, RefusalReason};
+
+    #[test]
+    fn ownership_kinds_fill_the_agent_column_and_their_own_fields() {
+        let cause = EventId::from_bytes([3; 16]);
+        let message = Event::new(
+            "d",
+            1_000,
+            EventBody::AgentMessage(AgentMessage { agent: "li.na".into(), client_msg_id: "a-1".into(), text: "您好".into() }),
+        );
+        let row = EventRow::from_event(&message);
+        assert_eq!((row.kind.as_str(), row.agent.as_str(), row.text.as_str(), row.client_msg_id.as_str()), ("agent_message", "li.na", "您好", "a-1"));
+        let changed = Event::new(
+            "d",
+            1_000,
+            EventBody::OwnershipChanged(OwnershipChanged {
+                in_reply_to: cause,
+                owner: Owner::Waiting,
+                agent: None,
+                reason: OwnershipReason::Handoff,
+                handoff_reason: Some(switchboard_schemas::HandoffReason::Timeout),
+            }),
+        );
+        let row = EventRow::from_event(&changed);
+        assert_eq!((row.text.as_str(), row.reason.as_str(), row.agent.as_str()), ("waiting", "handoff", ""));
+        assert_eq!(row.in_reply_to, cause.0);
+        assert!(row.payload.contains("\"handoff_reason\":\"timeout\""), "{}", row.payload);
+        let refused = Event::new(
+            "d",
+            1_000,
+            EventBody::AgentActionRefused(AgentActionRefused {
+                in_reply_to: cause,
+                agent: "wang".into(),
+                action: AgentAction::Claim,
+                reason: RefusalReason::AlreadyClaimed,
+                owner: Some("li.na".into()),
+            }),
+        );
+        let row = EventRow::from_event(&refused);
+        assert_eq!((row.agent.as_str(), row.text.as_str(), row.reason.as_str()), ("wang", "claim", "already_claimed"));
+    }
+
+    #[test]
+    fn the_agent_migration_adds_one_column() {
+        let sql: String = AGENT_MIGRATION.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+        assert!(sql.contains("ADD COLUMN agent String"), "{sql}");
+        assert!(!sql.contains("IF NOT EXISTS"), "18.16 cannot parse it");
     }
 }

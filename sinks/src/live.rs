@@ -1,5 +1,6 @@
 //! The live sinks of `switchboard run` and `switchboard replay`: every event to ClickHouse,
-//! answers and handoffs to `bot.said`, dead letters to `switchboard.dead-letter`. A flush
+//! the replies ([`is_reply`]: answers, handoffs, ownership changes, queued turns, agents'
+//! messages and refusals) to `bot.said`, dead letters to `switchboard.dead-letter`. A flush
 //! returns only when ClickHouse and the broker have acknowledged everything; transient failures
 //! are retried with backoff for up to [`RETRY_FOR`], then the flush fails and the runner stops
 //! the process (fail-stop).
@@ -11,7 +12,7 @@ use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_schemas::session::SessionSnapshot;
-use switchboard_schemas::{topics, Event, EventBody};
+use switchboard_schemas::{topics, Event, EventBody, HandoffReason};
 
 /// How long a flush keeps retrying before the worker gives up.
 pub const RETRY_FOR: Duration = Duration::from_secs(300);
@@ -83,11 +84,7 @@ impl EventSink for LiveSink {
             return Ok(());
         }
         let started = Instant::now();
-        let replies: Vec<Event> = events
-            .iter()
-            .filter(|e| matches!(e.body, EventBody::AnswerGenerated(_) | EventBody::HandoffRequested(_)))
-            .cloned()
-            .collect();
+        let replies: Vec<Event> = events.iter().filter(|e| is_reply(e)).cloned().collect();
         let dead: Vec<Event> = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).cloned().collect();
         retry("sink write", || match self.runtime.block_on(self.write_once(&replies, &dead, &events)) {
             Ok(()) => Ok(()),
@@ -114,6 +111,29 @@ impl EventSink for LiveSink {
         }
         let rows = session_rows(time, sessions)?;
         retry("saving sessions", || self.runtime.block_on(self.clickhouse.write_sessions(&rows)))
+    }
+}
+
+/// Whether an event goes to `bot.said` (the gateways): what the topology decided for a user or
+/// an agent. A `handoff_requested` with reason `timeout` is not: a gateway made it (it came in on
+/// `user.said` and is only recorded); the session's `ownership_changed` for it is.
+pub fn is_reply(event: &Event) -> bool {
+    match &event.body {
+        EventBody::AnswerGenerated(_)
+        | EventBody::OwnershipChanged(_)
+        | EventBody::TurnQueued(_)
+        | EventBody::AgentSaid(_)
+        | EventBody::AgentActionRefused(_) => true,
+        EventBody::HandoffRequested(h) => h.reason != HandoffReason::Timeout,
+        EventBody::UserSaid(_)
+        | EventBody::IntentRecognized(_)
+        | EventBody::KnowledgeRetrieved(_)
+        | EventBody::DialogueClosed(_)
+        | EventBody::DeadLetter(_)
+        | EventBody::AgentClaim(_)
+        | EventBody::AgentMessage(_)
+        | EventBody::AgentReturn(_)
+        | EventBody::AgentClose(_) => false,
     }
 }
 
@@ -163,4 +183,37 @@ pub fn restored_sessions(rows: Vec<SessionRow>) -> Vec<SessionSnapshot> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_schemas::{AgentClaim, EventId, HandoffRequested, TurnQueued};
+
+    fn handoff(reason: HandoffReason) -> Event {
+        Event::new(
+            "d",
+            1,
+            EventBody::HandoffRequested(HandoffRequested {
+                in_reply_to: EventId::from_bytes([1; 16]),
+                client_msg_id: "m".into(),
+                reason,
+                detail: String::new(),
+                latency_ms: 0,
+            }),
+        )
+    }
+
+    #[test]
+    fn replies_are_the_decisions_not_the_inputs() {
+        assert!(is_reply(&handoff(HandoffReason::UserAsked)));
+        assert!(!is_reply(&handoff(HandoffReason::Timeout)), "a gateway's own timeout is only recorded");
+        let queued = Event::new(
+            "d",
+            1,
+            EventBody::TurnQueued(TurnQueued { in_reply_to: EventId::from_bytes([1; 16]), client_msg_id: "m".into(), masked_text: "x".into(), agent: None }),
+        );
+        assert!(is_reply(&queued));
+        assert!(!is_reply(&Event::new("d", 1, EventBody::AgentClaim(AgentClaim { agent: "li".into() }))));
+    }
 }
