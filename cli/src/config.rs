@@ -7,6 +7,8 @@
 //! handoff_threshold: 0.75
 //! vector_backend: exact        # or qdrant (QDRANT_URL, QDRANT_API_KEY, QDRANT_COLLECTION_PREFIX)
 //! idle_timeout_secs: 1800
+//! wait_timeout_ms: 120000      # a handoff unclaimed by an agent this long (event time) …
+//! on_wait_timeout: back_to_bot # … goes back to the bot with an apology, or stay_queued
 //! ```
 
 use anyhow::{Context, Result};
@@ -37,6 +39,13 @@ pub struct TopologyConfig {
     pub idle_timeout_secs: u64,
     /// Most open dialogues per worker.
     pub max_dialogues: usize,
+    /// A dialogue handed off and not claimed by an agent this long (event time, ms) follows
+    /// `on_wait_timeout`.
+    pub wait_timeout_ms: u64,
+    /// `back_to_bot` (the default: the bot answers again, its next answer apologising for the
+    /// wait) or `stay_queued` (the user's turns stay queued until an agent claims the dialogue
+    /// or it closes idle).
+    pub on_wait_timeout: switchboard_operators::ownership::OnWaitTimeout,
     /// Most records per worker and epoch.
     pub batch_max: usize,
     /// Longest wait for an epoch's first record, ms.
@@ -113,6 +122,8 @@ impl Default for TopologyConfig {
             vector_backend: "exact".into(),
             idle_timeout_secs: 30 * 60,
             max_dialogues: 1_000_000,
+            wait_timeout_ms: 120_000,
+            on_wait_timeout: Default::default(),
             batch_max: 512,
             poll_wait_ms: 20,
             group_id: "switchboard-topology".into(),
@@ -140,6 +151,8 @@ impl TopologyConfig {
             idle_timeout_ms: i64::try_from(self.idle_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             max_unresolved: 2,
             max_dialogues: self.max_dialogues,
+            wait_timeout_ms: i64::try_from(self.wait_timeout_ms).unwrap_or(i64::MAX),
+            on_wait_timeout: self.on_wait_timeout,
         }
     }
 }
@@ -161,5 +174,15 @@ mod tests {
         let bad = parse("retrieval_threshold: {fr: 0.3}\n").retrieval_threshold.resolve();
         assert!(bad.is_err_and(|e| e.contains("fr")));
         assert_eq!(TopologyConfig::default().retrieval_threshold.resolve(), Ok(Default::default()));
+    }
+
+    #[test]
+    fn the_wait_for_an_agent_is_configured_by_its_timeout_and_rule() {
+        use switchboard_operators::ownership::OnWaitTimeout;
+        let defaults = TopologyConfig::default().session();
+        assert_eq!((defaults.wait_timeout_ms, defaults.on_wait_timeout), (120_000, OnWaitTimeout::BackToBot));
+        let set = parse("wait_timeout_ms: 30000\non_wait_timeout: stay_queued\n").session();
+        assert_eq!((set.wait_timeout_ms, set.on_wait_timeout), (30_000, OnWaitTimeout::StayQueued));
+        assert!(serde_yaml::from_str::<TopologyConfig>("on_wait_timeout: later\n").is_err());
     }
 }

@@ -1,15 +1,16 @@
 //! Turn analysis: one epoch's source records decoded, masked and understood as one batch, with
 //! the model and knowledge-base versions pinned for that epoch. What comes out feeds the session
-//! operator ([`Stage`]): analysed turns with their source position, and events that go straight
-//! to the sinks (the masked `user_said`, dead letters, failure handoffs).
+//! operator ([`Stage`]): analysed turns and the other inputs of the session (agents' actions,
+//! handoffs) with their source position, and events that go straight to the sinks (the masked
+//! `user_said`, dead letters).
 
-use crate::decode::{dead_letter, decode_turn, Turn};
+use crate::decode::{dead_letter, decode_input, Input, Turn};
 use crate::session::{asks_for_human, TurnAnalysis};
 use crate::stage::Stage;
 use crate::understand::{Understand, Versions};
 use crate::{pii, render};
 use std::collections::HashMap;
-use switchboard_schemas::{EventBody, Locale, SourceRecord};
+use switchboard_schemas::{Event, EventBody, Locale, SourceRecord};
 
 /// Where processing time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,26 @@ struct Pending {
     watermark: i64,
 }
 
+/// An event for the session operator: a handoff or an agent's action goes through the session
+/// (which decides what it does to the dialogue's owner), anything else (a dead letter) straight
+/// to the sinks. With its record's partition, offset, time and partition watermark.
+fn staged((event, partition, offset, record_time, partition_watermark): (Event, i32, i64, i64, i64)) -> Stage {
+    match event.body {
+        EventBody::DeadLetter(_) | EventBody::UserSaid(_) => Stage::Emit(event),
+        _ => Stage::Action { event, partition, offset, record_time, partition_watermark },
+    }
+}
+
+/// An input event with its free texts PII-masked (an agent's message, a handoff's detail).
+fn masked_input(mut event: Event) -> Event {
+    match &mut event.body {
+        EventBody::AgentMessage(m) => m.text = pii::mask(&m.text).into_owned(),
+        EventBody::HandoffRequested(h) => h.detail = pii::mask(&h.detail).into_owned(),
+        _ => {}
+    }
+    event
+}
+
 /// Decodes, masks and analyses one batch of records with the given model and knowledge-base
 /// versions. A record that does not decode becomes a dead letter (and a handoff when it names
 /// its dialogue and message); a batch that cannot be understood does too, turn by turn.
@@ -97,12 +118,14 @@ pub fn analyze_batch(
     for record in records {
         let watermark = watermarks.observe(record);
         let now_ms = clock.at(record);
-        match decode_turn(record, now_ms) {
-            Ok(turn) => {
+        let at = |event| (event, record.partition, record.offset, record.timestamp_ms, watermark);
+        match decode_input(record, now_ms) {
+            Ok(Input::Turn(turn)) => {
                 let masked = pii::mask(&turn.said.text).into_owned();
                 turns.push(Pending { turn, masked, record_time: record.timestamp_ms, now_ms, watermark });
             }
-            Err(events) => out.extend(events.into_iter().map(Stage::Emit)),
+            Ok(Input::Action(event)) => out.push(staged(at(masked_input(event)))),
+            Err(events) => out.extend(events.into_iter().map(|e| staged(at(e)))),
         }
     }
     let queries: Vec<(Locale, &str)> = turns.iter().map(|p| (p.turn.said.locale, p.masked.as_str())).collect();
@@ -143,7 +166,7 @@ pub fn analyze_batch(
                 Ok(v) => format!("understanding returned {} results for {} turns", v.len(), turns.len()),
             };
             tracing::error!(%reason, turns = turns.len(), "batch failed; turns go to the dead letter");
-            for Pending { turn, now_ms, .. } in &turns {
+            for Pending { turn, now_ms, record_time, watermark, .. } in &turns {
                 let record = SourceRecord {
                     topic: switchboard_schemas::topics::USER_SAID.into(),
                     partition: turn.partition,
@@ -152,7 +175,11 @@ pub fn analyze_batch(
                     key: Some(turn.event.dialogue_id.clone()),
                     value: switchboard_schemas::encode(&turn.event),
                 };
-                out.extend(dead_letter(&record, &reason, *now_ms).into_iter().map(Stage::Emit));
+                out.extend(
+                    dead_letter(&record, &reason, *now_ms)
+                        .into_iter()
+                        .map(|e| staged((e, turn.partition, turn.offset, *record_time, *watermark))),
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
-//! Decoding a source record into a user turn, or into a dead letter (with a handoff for the
-//! user when the record still names a dialogue and a message, so no turn is ever met with
+//! Decoding a source record into a user turn or another input of the session (an agent's
+//! action, a gateway's timeout handoff), or into a dead letter (with a handoff for the user
+//! when the record still names a dialogue and a message of a user, so no turn is ever met with
 //! silence). Dead letters carry a masked, truncated payload.
 
 use crate::pii;
@@ -34,13 +35,30 @@ pub fn record_id(record: &SourceRecord, role: &str) -> EventId {
     EventId::derived(base, &format!("{}/{role}", record.topic))
 }
 
+/// A decoded `user.said` record.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A user's turn.
+    Turn(Turn),
+    /// Another input of the session, as received (raw text): an agent's claim, message, return
+    /// or close, or a gateway's `handoff_requested` with reason `timeout`.
+    Action(Event),
+}
+
 /// Decodes a `user.said` record. On failure returns the events that replace the turn: a dead
-/// letter and, when the record still names its dialogue and message, a handoff.
-pub fn decode_turn(record: &SourceRecord, now_ms: i64) -> Result<Turn, Vec<Event>> {
+/// letter and, when the record still names its dialogue and a user's message, a handoff.
+pub fn decode_input(record: &SourceRecord, now_ms: i64) -> Result<Input, Vec<Event>> {
     let reason = match decode(&record.value) {
         Ok(event) => match &event.body {
             EventBody::UserSaid(said) => {
-                return Ok(Turn { said: said.clone(), event, partition: record.partition, offset: record.offset })
+                return Ok(Input::Turn(Turn { said: said.clone(), event, partition: record.partition, offset: record.offset }))
+            }
+            EventBody::AgentClaim(_) | EventBody::AgentMessage(_) | EventBody::AgentReturn(_) | EventBody::AgentClose(_) => {
+                return Ok(Input::Action(event))
+            }
+            EventBody::HandoffRequested(h) if h.reason == HandoffReason::Timeout => return Ok(Input::Action(event)),
+            EventBody::HandoffRequested(h) => {
+                format!("handoff_requested on {} must have reason timeout, not {}", record.topic, h.reason.as_str())
             }
             other => format!("unexpected event kind {} on {}", other.kind().as_str(), record.topic),
         },
@@ -49,7 +67,11 @@ pub fn decode_turn(record: &SourceRecord, now_ms: i64) -> Result<Turn, Vec<Event
     Err(dead_letter(record, &reason, now_ms))
 }
 
-/// The dead letter for a record, plus a handoff when it names a dialogue and message.
+/// Kinds whose records are not a user's message: a failed one gets no handoff.
+const NOT_A_USER_MESSAGE: [&str; 5] = ["agent_claim", "agent_message", "agent_return", "agent_close", "handoff_requested"];
+
+/// The dead letter for a record, plus a handoff when it names a dialogue and a message that is
+/// not an agent's or a gateway's.
 pub fn dead_letter(record: &SourceRecord, reason: &str, now_ms: i64) -> Vec<Event> {
     let lossy = String::from_utf8_lossy(&record.value);
     let payload: String = pii::mask(&lossy).chars().take(MAX_PAYLOAD_CHARS).collect();
@@ -76,7 +98,8 @@ pub fn dead_letter(record: &SourceRecord, reason: &str, now_ms: i64) -> Vec<Even
             payload,
         }),
     }];
-    if let (Some(_), Some(client_msg_id)) = (field("dialogue_id"), field("client_msg_id")) {
+    let of_a_user = field("kind").is_none_or(|kind| !NOT_A_USER_MESSAGE.contains(&kind.as_str()));
+    if let (true, Some(_), Some(client_msg_id)) = (of_a_user, field("dialogue_id"), field("client_msg_id")) {
         let in_reply_to = field("event_id")
             .and_then(|s| s.parse::<EventId>().ok())
             .unwrap_or_else(|| record_id(record, "turn"));

@@ -9,12 +9,14 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+mod bot_reply;
 pub mod decode;
 mod error;
 pub mod intent;
 pub mod pii;
 pub mod render;
 pub mod retrieval;
+pub mod ownership;
 pub mod session;
 pub mod stage;
 pub mod understand;

@@ -1,9 +1,11 @@
 //! Dialogue sessions: the state kept per dialogue_id (turns, slots, the answer waiting for a
-//! slot, unresolved count) and the decisions made on each analysed turn — answer, ask for a
-//! missing slot, clarify, or hand over to a human. Idle dialogues close on event time.
+//! slot, unresolved count, owner) and the decisions made on each analysed turn — answer, ask for
+//! a missing slot, clarify, hand over to a human, or queue the turn for the agent who owns the
+//! dialogue — and on each agent's action (see [`crate::ownership`] for the rules). Idle
+//! dialogues close, and waits for an agent time out, on event time.
 //!
-//! The state machine is deterministic: the same turns in the same order with the same times
-//! produce the same events, byte for byte (ids are derived from the user's event id).
+//! The state machine is deterministic: the same inputs in the same order with the same times
+//! produce the same events, byte for byte (ids are derived from the input event's id).
 //!
 //! ```
 //! use switchboard_operators::session::{Sessions, SessionConfig};
@@ -11,10 +13,17 @@
 //! assert!(sessions.close_idle(i64::MAX).is_empty());
 //! ```
 
+use crate::bot_reply::{decide, Reply};
+pub use crate::bot_reply::asks_for_human;
+use crate::ownership::{
+    action_of, judge, refused, wait_deadline, with_apology, Change, OnWaitTimeout, CLOSED_ROLE, DEFAULT_WAIT_TIMEOUT_MS,
+    OWNERSHIP_ROLE, WAIT_TIMEOUT_ROLE,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use switchboard_schemas::session::Ownership;
 use switchboard_schemas::{
-    AnswerGenerated, CloseReason, DialogueClosed, Event, EventBody, HandoffReason, HandoffRequested,
-    IntentRecognized, KnowledgeRetrieved, Locale,
+    AgentAction, AgentSaid, AnswerGenerated, CloseReason, DialogueClosed, Event, EventBody,
+    HandoffRequested, IntentRecognized, KnowledgeRetrieved, Locale, OwnershipReason, RefusalReason, TurnQueued,
 };
 
 /// The id role shared by a turn's answer and its handoff: a turn has exactly one reply, so
@@ -61,11 +70,23 @@ pub struct SessionConfig {
     pub max_unresolved: u32,
     /// Most open dialogues kept; beyond it the least recently active close early.
     pub max_dialogues: usize,
+    /// A dialogue waiting this long (event time, ms) for an agent's claim follows
+    /// `on_wait_timeout`.
+    pub wait_timeout_ms: i64,
+    /// What a wait past `wait_timeout_ms` does.
+    pub on_wait_timeout: OnWaitTimeout,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { handoff_threshold: 0.5, idle_timeout_ms: 30 * 60 * 1000, max_unresolved: 2, max_dialogues: 1_000_000 }
+        SessionConfig {
+            handoff_threshold: 0.5,
+            idle_timeout_ms: 30 * 60 * 1000,
+            max_unresolved: 2,
+            max_dialogues: 1_000_000,
+            wait_timeout_ms: DEFAULT_WAIT_TIMEOUT_MS,
+            on_wait_timeout: OnWaitTimeout::default(),
+        }
     }
 }
 
@@ -76,33 +97,16 @@ pub struct Sessions {
     open: HashMap<String, DialogueState>,
     /// Per lane, the idle deadlines of its open dialogues: (last_seen + timeout, dialogue id).
     deadlines: HashMap<i32, BTreeSet<(i64, String)>>,
+    /// Per lane, the wait deadlines of its dialogues waiting for an agent (back to the bot).
+    waits: HashMap<i32, BTreeSet<(i64, String)>>,
     /// Dialogues opened, changed or closed since [`Sessions::take_changes`] last ran.
     changed: BTreeSet<String>,
-}
-
-/// How the session decided to reply to a turn.
-enum Reply {
-    Answer { text: String, intent: String, confidence: f32 },
-    Handoff { reason: HandoffReason, detail: String },
-}
-
-fn handoff_detail(reason: HandoffReason, locale: Locale) -> String {
-    match (reason, locale) {
-        (HandoffReason::UserAsked, Locale::ZhCn) => "用户要求人工客服".into(),
-        (HandoffReason::UserAsked, Locale::En) => "the user asked for a human agent".into(),
-        (HandoffReason::LowConfidence, Locale::ZhCn) => "意图置信度低于阈值".into(),
-        (HandoffReason::LowConfidence, Locale::En) => "intent confidence below the threshold".into(),
-        (HandoffReason::RepeatedlyUnresolved, Locale::ZhCn) => "连续多轮未能解决".into(),
-        (HandoffReason::RepeatedlyUnresolved, Locale::En) => "several unresolved turns in a row".into(),
-        (HandoffReason::ProcessingFailed, _) => "processing failed".into(),
-        (HandoffReason::Timeout, _) => "no answer in time".into(),
-    }
 }
 
 impl Sessions {
     /// No open dialogues.
     pub fn new(config: SessionConfig) -> Self {
-        Sessions { config, open: HashMap::new(), deadlines: HashMap::new(), changed: BTreeSet::new() }
+        Sessions { config, ..Sessions::default() }
     }
 
     /// Open dialogues.
@@ -123,10 +127,14 @@ impl Sessions {
     /// Processes one turn seen at event time `seen_at_ms` (the dataflow time: the record's
     /// time in replays and tests, the ingestion time in a live run — the same clock the idle
     /// watermark uses) and answered at `now_ms`. Returns the events it causes, in order:
-    /// IntentRecognized, KnowledgeRetrieved, then exactly one AnswerGenerated or HandoffRequested.
+    /// IntentRecognized, KnowledgeRetrieved, then exactly one reply: AnswerGenerated or
+    /// HandoffRequested while the bot owns the dialogue (a handoff followed by an
+    /// OwnershipChanged to waiting), TurnQueued while it waits for an agent or an agent owns it.
+    /// A wait that ran out before the turn first goes back to the bot (see [`OnWaitTimeout`]).
     pub fn on_turn(&mut self, turn: TurnAnalysis, seen_at_ms: i64, now_ms: i64) -> Vec<Event> {
         let said = &turn.said;
         self.changed.insert(said.dialogue_id.clone());
+        let mut out: Vec<Event> = self.expire_wait(&said.dialogue_id, seen_at_ms).into_iter().collect();
         let state = self.open.entry(said.dialogue_id.clone()).or_default();
         state.turns += 1;
         state.last_seen = state.last_seen.max(seen_at_ms);
@@ -135,55 +143,158 @@ impl Sessions {
             state.slots.insert(k.clone(), v.clone());
         }
 
+        let latency_ms = u32::try_from((now_ms - said.occurred_at).max(0)).unwrap_or(u32::MAX);
+        out.push(Event::caused_by(
+            said,
+            "intent",
+            now_ms,
+            EventBody::IntentRecognized(IntentRecognized {
+                in_reply_to: said.event_id,
+                client_msg_id: turn.client_msg_id.clone(),
+                masked_text: turn.masked_text.clone(),
+                intent: turn.intent.clone(),
+                confidence: turn.confidence,
+                model_version: turn.model_version.clone(),
+            }),
+        ));
+        out.push(Event::caused_by(
+            said,
+            "knowledge",
+            now_ms,
+            EventBody::KnowledgeRetrieved(KnowledgeRetrieved {
+                in_reply_to: said.event_id,
+                client_msg_id: turn.client_msg_id.clone(),
+                entry_id: turn.retrieved.as_ref().map(|r| r.entry_id.clone()),
+                score: turn.retrieved.as_ref().map_or(0.0, |r| r.score),
+                kb_version: turn.kb_version.clone(),
+            }),
+        ));
+        if state.owner != Ownership::Bot {
+            // A human has (or will have) the dialogue: the bot stays silent.
+            state.last_intent = Some(turn.intent.clone());
+            let queued = TurnQueued {
+                in_reply_to: said.event_id,
+                client_msg_id: turn.client_msg_id.clone(),
+                masked_text: turn.masked_text.clone(),
+                agent: state.owner.agent().map(String::from),
+            };
+            out.push(Event::caused_by(said, REPLY_ROLE, now_ms, EventBody::TurnQueued(queued)));
+            self.evict_over_capacity(&mut out);
+            return out;
+        }
+
         let reply = decide(&self.config, state, &turn);
         state.last_intent = Some(turn.intent.clone());
-
-        let latency_ms = u32::try_from((now_ms - said.occurred_at).max(0)).unwrap_or(u32::MAX);
-        let mut out = vec![
-            Event::caused_by(
-                said,
-                "intent",
-                now_ms,
-                EventBody::IntentRecognized(IntentRecognized {
-                    in_reply_to: said.event_id,
-                    client_msg_id: turn.client_msg_id.clone(),
-                    masked_text: turn.masked_text.clone(),
-                    intent: turn.intent.clone(),
-                    confidence: turn.confidence,
-                    model_version: turn.model_version.clone(),
-                }),
-            ),
-            Event::caused_by(
-                said,
-                "knowledge",
-                now_ms,
-                EventBody::KnowledgeRetrieved(KnowledgeRetrieved {
-                    in_reply_to: said.event_id,
-                    client_msg_id: turn.client_msg_id.clone(),
-                    entry_id: turn.retrieved.as_ref().map(|r| r.entry_id.clone()),
-                    score: turn.retrieved.as_ref().map_or(0.0, |r| r.score),
-                    kb_version: turn.kb_version.clone(),
-                }),
-            ),
-        ];
+        let apologise = std::mem::take(&mut state.apology_due);
         let body = match reply {
-            Reply::Answer { text, intent, confidence } => EventBody::AnswerGenerated(AnswerGenerated {
-                in_reply_to: said.event_id,
-                client_msg_id: turn.client_msg_id.clone(),
-                text: crate::pii::mask(&text).into_owned(),
-                intent,
-                confidence,
-                latency_ms,
-            }),
-            Reply::Handoff { reason, detail } => EventBody::HandoffRequested(HandoffRequested {
-                in_reply_to: said.event_id,
-                client_msg_id: turn.client_msg_id.clone(),
-                reason,
-                detail,
-                latency_ms,
-            }),
+            Reply::Answer { text, intent, confidence } => {
+                let text = if apologise { with_apology(turn.locale, &text) } else { text };
+                EventBody::AnswerGenerated(AnswerGenerated {
+                    in_reply_to: said.event_id,
+                    client_msg_id: turn.client_msg_id.clone(),
+                    text: crate::pii::mask(&text).into_owned(),
+                    intent,
+                    confidence,
+                    latency_ms,
+                })
+            }
+            Reply::Handoff { reason, detail } => {
+                state.owner = Ownership::Waiting { since_ms: seen_at_ms, reason, cause: said.event_id };
+                EventBody::HandoffRequested(HandoffRequested {
+                    in_reply_to: said.event_id,
+                    client_msg_id: turn.client_msg_id.clone(),
+                    reason,
+                    detail,
+                    latency_ms,
+                })
+            }
+        };
+        let handoff = match &body {
+            EventBody::HandoffRequested(h) => Some(h.reason),
+            _ => None,
         };
         out.push(Event::caused_by(said, REPLY_ROLE, now_ms, body));
+        if let Some(reason) = handoff {
+            out.push(Change::handoff(reason).event(&said.dialogue_id, said.event_id, OWNERSHIP_ROLE, now_ms));
+        }
+        self.evict_over_capacity(&mut out);
+        out
+    }
+
+    /// Processes one input that is not a user turn, seen at event time `seen_at_ms` and handled
+    /// at `now_ms`: an agent's claim, message, return or close, or a handoff that came as input
+    /// (a gateway's answer timeout, a turn that could not be processed). Returns the input
+    /// itself (for the sinks) followed by what it causes: the agent's action gets exactly one
+    /// reply (OwnershipChanged, AgentSaid or AgentActionRefused; a close also the
+    /// DialogueClosed), and a handoff moves a dialogue the bot owns to waiting (opening it if
+    /// it was not open). Other kinds are passed through.
+    pub fn on_action(&mut self, event: Event, seen_at_ms: i64, now_ms: i64) -> Vec<Event> {
+        let dialogue_id = event.dialogue_id.clone();
+        let mut out = vec![event.clone()];
+        out.extend(self.expire_wait(&dialogue_id, seen_at_ms));
+        if let EventBody::HandoffRequested(handoff) = &event.body {
+            self.changed.insert(dialogue_id.clone());
+            let state = self.open.entry(dialogue_id.clone()).or_default();
+            state.last_seen = state.last_seen.max(seen_at_ms);
+            state.last_event = Some(event.event_id);
+            if state.owner == Ownership::Bot {
+                state.owner = Ownership::Waiting { since_ms: seen_at_ms, reason: handoff.reason, cause: event.event_id };
+                state.unresolved = 0;
+                state.pending = None;
+                state.apology_due = false;
+                out.push(Change::handoff(handoff.reason).event(&dialogue_id, event.event_id, OWNERSHIP_ROLE, now_ms));
+            }
+        } else if let Some((action, agent)) = action_of(&event.body) {
+            let owner = self.open.get(&dialogue_id).map(|s| &s.owner);
+            match (judge(owner, agent, action), self.open.get_mut(&dialogue_id)) {
+                (Ok(()), Some(state)) => {
+                    self.changed.insert(dialogue_id.clone());
+                    state.last_seen = state.last_seen.max(seen_at_ms);
+                    state.last_event = Some(event.event_id);
+                    let reply = match &event.body {
+                        EventBody::AgentMessage(m) => Event::caused_by(
+                            &event,
+                            REPLY_ROLE,
+                            now_ms,
+                            EventBody::AgentSaid(AgentSaid {
+                                in_reply_to: event.event_id,
+                                agent: m.agent.clone(),
+                                client_msg_id: m.client_msg_id.clone(),
+                                text: crate::pii::mask(&m.text).into_owned(),
+                            }),
+                        ),
+                        _ => {
+                            let change = match action {
+                                AgentAction::Claim => {
+                                    state.owner = Ownership::Agent { agent: agent.to_string(), since_ms: seen_at_ms };
+                                    state.apology_due = false;
+                                    Change::claimed(agent)
+                                }
+                                AgentAction::Return => {
+                                    state.owner = Ownership::Bot;
+                                    state.unresolved = 0;
+                                    Change::to_bot(OwnershipReason::Returned, Some(agent))
+                                }
+                                AgentAction::Close | AgentAction::Message => {
+                                    state.owner = Ownership::Bot;
+                                    Change::to_bot(OwnershipReason::Closed, Some(agent))
+                                }
+                            };
+                            change.event(&dialogue_id, event.event_id, REPLY_ROLE, now_ms)
+                        }
+                    };
+                    out.push(reply);
+                    if action == AgentAction::Close {
+                        out.extend(self.close(&dialogue_id, CloseReason::AgentClosed, now_ms));
+                    }
+                }
+                (verdict, state) => {
+                    let reason = verdict.err().unwrap_or(RefusalReason::NotWaiting);
+                    let owner = state.and_then(|s| s.owner.agent()).map(String::from);
+                    out.push(refused(&event, agent, action, reason, owner.as_deref(), now_ms));
+                }
+            }
+        }
         self.evict_over_capacity(&mut out);
         out
     }
@@ -193,44 +304,105 @@ impl Sessions {
     ///
     /// `lane_watermark_ms` is the highest record time read from `lane` up to and including this
     /// turn. First every dialogue of the lane whose idle deadline it has reached closes (this
-    /// one included: a turn after the timeout starts a new dialogue). Whether a dialogue is
-    /// continued or closed then depends only on the records of its own partition in offset
-    /// order, never on other partitions or on poll boundaries. The turn is then processed as
-    /// in [`Sessions::on_turn`], seen and answered at its record time `record_time_ms`.
+    /// one included: a turn after the timeout starts a new dialogue), and every wait of the lane
+    /// that has run out goes back to the bot. Whether a dialogue is continued or closed then
+    /// depends only on the records of its own partition in offset order, never on other
+    /// partitions or on poll boundaries. The turn is then processed as in
+    /// [`Sessions::on_turn`], seen and answered at its record time `record_time_ms`.
     pub fn on_turn_in_lane(&mut self, turn: TurnAnalysis, lane: i32, lane_watermark_ms: i64, record_time_ms: i64) -> Vec<Event> {
-        let mut out = self.close_lane_idle(lane, lane_watermark_ms);
         let dialogue_id = turn.said.dialogue_id.clone();
-        let timeout = self.config.idle_timeout_ms;
-        if let Some(state) = self.open.get(&dialogue_id) {
-            let old = (state.last_seen.saturating_add(timeout), dialogue_id.clone());
-            if let Some(pending) = state.lane.and_then(|l| self.deadlines.get_mut(&l)) {
-                pending.remove(&old);
+        self.in_lane(&dialogue_id, lane, lane_watermark_ms, |s| s.on_turn(turn, record_time_ms, record_time_ms))
+    }
+
+    /// [`Sessions::on_action`] for an input read from source partition `lane` on record time,
+    /// with the lane's deadlines first as in [`Sessions::on_turn_in_lane`].
+    pub fn on_action_in_lane(&mut self, event: Event, lane: i32, lane_watermark_ms: i64, record_time_ms: i64) -> Vec<Event> {
+        let dialogue_id = event.dialogue_id.clone();
+        self.in_lane(&dialogue_id, lane, lane_watermark_ms, |s| s.on_action(event, record_time_ms, record_time_ms))
+    }
+
+    /// Runs the lane's due deadlines, then `apply`, keeping the lane's deadline indexes of
+    /// `dialogue_id` in step with its state.
+    fn in_lane(&mut self, dialogue_id: &str, lane: i32, watermark: i64, apply: impl FnOnce(&mut Self) -> Vec<Event>) -> Vec<Event> {
+        let mut out = self.close_lane_idle(lane, watermark);
+        self.unschedule(dialogue_id);
+        out.extend(apply(self));
+        if let Some(state) = self.open.get_mut(dialogue_id) {
+            state.lane = Some(lane);
+        }
+        self.schedule(dialogue_id);
+        out
+    }
+
+    /// Removes the lane deadlines of an open dialogue (before its state changes).
+    fn unschedule(&mut self, dialogue_id: &str) {
+        let Some(state) = self.open.get(dialogue_id) else { return };
+        let Some(lane) = state.lane else { return };
+        let idle = (state.last_seen.saturating_add(self.config.idle_timeout_ms), dialogue_id.to_string());
+        if let Some(pending) = self.deadlines.get_mut(&lane) {
+            pending.remove(&idle);
+        }
+        if let Some(at) = wait_deadline(&state.owner, self.config.wait_timeout_ms, self.config.on_wait_timeout) {
+            if let Some(pending) = self.waits.get_mut(&lane) {
+                pending.remove(&(at, dialogue_id.to_string()));
             }
         }
-        out.extend(self.on_turn(turn, record_time_ms, record_time_ms));
-        if let Some(state) = self.open.get_mut(&dialogue_id) {
-            state.lane = Some(lane);
-            let deadline = state.last_seen.saturating_add(timeout);
-            self.deadlines.entry(lane).or_default().insert((deadline, dialogue_id));
+    }
+
+    /// Adds the lane deadlines of an open dialogue whose lane is known (after its state changed).
+    fn schedule(&mut self, dialogue_id: &str) {
+        let Some(state) = self.open.get(dialogue_id) else { return };
+        let Some(lane) = state.lane else { return };
+        let idle = state.last_seen.saturating_add(self.config.idle_timeout_ms);
+        self.deadlines.entry(lane).or_default().insert((idle, dialogue_id.to_string()));
+        if let Some(at) = wait_deadline(&state.owner, self.config.wait_timeout_ms, self.config.on_wait_timeout) {
+            self.waits.entry(lane).or_default().insert((at, dialogue_id.to_string()));
+        }
+    }
+
+    /// Runs the deadlines of `lane` (see [`Sessions::on_turn_in_lane`]) at or before
+    /// `watermark_ms`, earliest first: idle dialogues close, waits that ran out go back to the
+    /// bot.
+    pub fn close_lane_idle(&mut self, lane: i32, watermark_ms: i64) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            let due = |index: &HashMap<i32, BTreeSet<(i64, String)>>| {
+                index.get(&lane).and_then(|pending| pending.first()).filter(|first| first.0 <= watermark_ms).cloned()
+            };
+            match (due(&self.deadlines), due(&self.waits)) {
+                (_, Some(wait)) if due(&self.deadlines).as_ref().is_none_or(|idle| wait.0 <= idle.0) => {
+                    if let Some(pending) = self.waits.get_mut(&lane) {
+                        pending.remove(&wait);
+                    }
+                    out.extend(self.expire_wait(&wait.1, wait.0));
+                }
+                (Some(idle), _) => {
+                    if let Some(pending) = self.deadlines.get_mut(&lane) {
+                        pending.remove(&idle);
+                    }
+                    let at = idle.0;
+                    out.extend(self.close(&idle.1, CloseReason::IdleTimeout, at));
+                }
+                (None, _) => break,
+            }
         }
         out
     }
 
-    /// Closes the dialogues of `lane` (see [`Sessions::on_turn_in_lane`]) whose idle deadline
-    /// is at or before `watermark_ms`, earliest deadline first.
-    pub fn close_lane_idle(&mut self, lane: i32, watermark_ms: i64) -> Vec<Event> {
-        let mut due = Vec::new();
-        if let Some(pending) = self.deadlines.get_mut(&lane) {
-            while let Some(first) = pending.first() {
-                if first.0 > watermark_ms {
-                    break;
-                }
-                if let Some((_, id)) = pending.pop_first() {
-                    due.push(id);
-                }
-            }
+    /// Ends the wait of `dialogue_id` if it waits for an agent, the rule is back to the bot and
+    /// its deadline is at or before `at_ms`: the bot owns it again, with an apology due in its
+    /// next answer. Returns the OwnershipChanged (reason wait_timeout), at the deadline.
+    fn expire_wait(&mut self, dialogue_id: &str, at_ms: i64) -> Option<Event> {
+        let state = self.open.get_mut(dialogue_id)?;
+        let deadline = wait_deadline(&state.owner, self.config.wait_timeout_ms, self.config.on_wait_timeout)?;
+        let Ownership::Waiting { cause, .. } = state.owner else { return None };
+        if deadline > at_ms {
+            return None;
         }
-        due.into_iter().filter_map(|id| self.close(&id, CloseReason::IdleTimeout)).collect()
+        state.owner = Ownership::Bot;
+        state.apology_due = true;
+        self.changed.insert(dialogue_id.to_string());
+        Some(Change::to_bot(OwnershipReason::WaitTimeout, None).event(dialogue_id, cause, WAIT_TIMEOUT_ROLE, deadline))
     }
 
     /// Whether the turn at (`partition`, `offset`) of `dialogue_id` was already applied to the
@@ -263,41 +435,60 @@ impl Sessions {
     /// Puts back a saved dialogue (a closed one is ignored). Not reported as a change.
     pub fn restore(&mut self, snapshot: SessionSnapshot) {
         let Some(state) = snapshot.state else { return };
-        if let Some(lane) = state.lane {
-            let deadline = state.last_seen.saturating_add(self.config.idle_timeout_ms);
-            self.deadlines.entry(lane).or_default().insert((deadline, snapshot.dialogue_id.clone()));
-        }
-        self.open.insert(snapshot.dialogue_id, state);
+        let dialogue_id = snapshot.dialogue_id;
+        self.unschedule(&dialogue_id);
+        self.open.insert(dialogue_id.clone(), state);
+        self.schedule(&dialogue_id);
     }
 
-    /// Closes every dialogue whose last turn is at least the idle timeout before
-    /// `watermark_ms` (event time: no turn earlier than the watermark can still arrive), in a
-    /// deterministic order, and forgets its state.
+    /// Runs every deadline at or before `watermark_ms` (event time: no turn earlier than the
+    /// watermark can still arrive), dialogue by dialogue in id order, each one's earliest
+    /// first: a wait for an agent that ran out goes back to the bot (when that is the rule), a
+    /// dialogue whose last input is at least the idle timeout before the watermark closes and
+    /// its state is forgotten.
     pub fn close_idle(&mut self, watermark_ms: i64) -> Vec<Event> {
-        let timeout = self.config.idle_timeout_ms;
-        let mut idle: Vec<String> = self
+        let (idle_ms, wait_ms, rule) = (self.config.idle_timeout_ms, self.config.wait_timeout_ms, self.config.on_wait_timeout);
+        let mut due: Vec<(String, Option<i64>, i64)> = self
             .open
             .iter()
-            .filter(|(_, s)| s.last_seen.saturating_add(timeout) <= watermark_ms)
-            .map(|(id, _)| id.clone())
+            .filter_map(|(id, s)| {
+                let idle = s.last_seen.saturating_add(idle_ms);
+                // A dialogue idle before its wait runs out closes still waiting.
+                let wait = wait_deadline(&s.owner, wait_ms, rule).filter(|at| *at <= watermark_ms && *at <= idle);
+                (wait.is_some() || idle <= watermark_ms).then(|| (id.clone(), wait, idle))
+            })
             .collect();
-        idle.sort();
-        idle.into_iter().filter_map(|id| self.close(&id, CloseReason::IdleTimeout)).collect()
-    }
-
-    fn close(&mut self, dialogue_id: &str, reason: CloseReason) -> Option<Event> {
-        let state = self.open.remove(dialogue_id)?;
-        self.changed.insert(dialogue_id.to_string());
-        let at = state.last_seen.saturating_add(self.config.idle_timeout_ms);
-        if let Some(lane) = state.lane {
-            if let Some(pending) = self.deadlines.get_mut(&lane) {
-                pending.remove(&(at, dialogue_id.to_string()));
+        due.sort();
+        let mut out = Vec::new();
+        for (id, wait, idle) in due {
+            if let Some(at) = wait {
+                self.unschedule(&id);
+                out.extend(self.expire_wait(&id, at));
+                self.schedule(&id);
+            }
+            if idle <= watermark_ms {
+                out.extend(self.close(&id, CloseReason::IdleTimeout, idle));
             }
         }
-        let last = state.last_event?;
-        let mut event = Event::new(dialogue_id, at, EventBody::DialogueClosed(DialogueClosed { reason, turns: state.turns }));
+        out
+    }
+
+    /// Closes a dialogue at `at_ms` and forgets its state: an OwnershipChanged back to the bot
+    /// (reason closed) when the bot did not own it, then the DialogueClosed; ids derived from
+    /// its last event.
+    fn close(&mut self, dialogue_id: &str, reason: CloseReason, at_ms: i64) -> Vec<Event> {
+        self.unschedule(dialogue_id);
+        let Some(state) = self.open.remove(dialogue_id) else { return Vec::new() };
+        self.changed.insert(dialogue_id.to_string());
+        let Some(last) = state.last_event else { return Vec::new() };
+        let mut out = Vec::new();
+        if state.owner != Ownership::Bot {
+            out.push(Change::to_bot(OwnershipReason::Closed, state.owner.agent()).event(dialogue_id, last, CLOSED_ROLE, at_ms));
+        }
+        let mut event = Event::new(dialogue_id, at_ms, EventBody::DialogueClosed(DialogueClosed { reason, turns: state.turns }));
         event.event_id = switchboard_schemas::EventId::derived(last, "closed");
-        Some(event)
+        out.push(event);
+        out
     }
 
     fn evict_over_capacity(&mut self, out: &mut Vec<Event>) {
@@ -306,258 +497,21 @@ impl Sessions {
                 .open
                 .iter()
                 .min_by(|a, b| (a.1.last_seen, a.0).cmp(&(b.1.last_seen, b.0)))
-                .map(|(id, _)| id.clone());
-            match oldest.and_then(|id| self.close(&id, CloseReason::IdleTimeout)) {
-                Some(e) => out.push(e),
-                None => break,
+                .map(|(id, s)| (id.clone(), s.last_seen.saturating_add(self.config.idle_timeout_ms)));
+            let Some((id, at)) = oldest else { break };
+            let closed = self.close(&id, CloseReason::IdleTimeout, at);
+            if closed.is_empty() {
+                break;
             }
+            out.extend(closed);
         }
     }
-}
-
-fn decide(config: &SessionConfig, state: &mut DialogueState, turn: &TurnAnalysis) -> Reply {
-    let locale = turn.locale;
-    let handoff = |state: &mut DialogueState, reason| {
-        state.unresolved = 0;
-        state.pending = None;
-        Reply::Handoff { reason, detail: handoff_detail(reason, locale) }
-    };
-    if turn.asks_for_human {
-        return handoff(state, HandoffReason::UserAsked);
-    }
-    // A pending answer waiting for slots is completed when the slots have arrived.
-    if let Some((pending, intent)) = state.pending.clone() {
-        if let Ok(text) = crate::render::render(&pending.template, &state.slots) {
-            state.pending = None;
-            state.unresolved = 0;
-            return Reply::Answer { text, intent, confidence: turn.confidence.max(pending.score) };
-        }
-        // Still missing: a turn that supplies nothing new and has no strong intent of its own
-        // asks again (and counts as unresolved).
-        if turn.slots.is_empty() && turn.confidence < config.handoff_threshold {
-            state.unresolved += 1;
-            if state.unresolved >= config.max_unresolved {
-                return handoff(state, HandoffReason::RepeatedlyUnresolved);
-            }
-            let missing = missing_slots(&pending.required_slots, &state.slots);
-            let text = missing
-                .first()
-                .map(|s| crate::render::ask_for_slot(s, locale))
-                .unwrap_or_else(|| crate::render::clarify(locale));
-            return Reply::Answer { text, intent, confidence: turn.confidence };
-        }
-    }
-    if turn.confidence < config.handoff_threshold {
-        return handoff(state, HandoffReason::LowConfidence);
-    }
-    match &turn.retrieved {
-        None => {
-            state.unresolved += 1;
-            if state.unresolved >= config.max_unresolved {
-                return handoff(state, HandoffReason::RepeatedlyUnresolved);
-            }
-            Reply::Answer { text: crate::render::clarify(locale), intent: turn.intent.clone(), confidence: turn.confidence }
-        }
-        Some(found) => match crate::render::render(&found.template, &state.slots) {
-            Ok(text) => {
-                state.unresolved = 0;
-                state.pending = None;
-                Reply::Answer { text, intent: turn.intent.clone(), confidence: turn.confidence }
-            }
-            Err(_) => {
-                let missing = missing_slots(&found.required_slots, &state.slots);
-                state.pending = Some((found.clone(), turn.intent.clone()));
-                let text = missing
-                    .first()
-                    .map(|s| crate::render::ask_for_slot(s, locale))
-                    .unwrap_or_else(|| crate::render::clarify(locale));
-                Reply::Answer { text, intent: turn.intent.clone(), confidence: turn.confidence }
-            }
-        },
-    }
-}
-
-fn missing_slots(required: &[String], have: &BTreeMap<String, String>) -> Vec<String> {
-    required.iter().filter(|s| !have.contains_key(*s)).cloned().collect()
-}
-
-/// Whether the text asks for a human agent (转人工, 人工客服, "agent", "human", …).
-pub fn asks_for_human(text: &str) -> bool {
-    const ZH: [&str; 8] = ["转人工", "人工客服", "人工服务", "找人工", "要人工", "真人客服", "找真人", "接人工"];
-    if ZH.iter().any(|k| text.contains(k)) {
-        return true;
-    }
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()).collect();
-    let has = |w: &str| words.contains(&w);
-    (has("agent") || has("human") || has("representative") || has("operator"))
-        && !has("not")
-        && !words.windows(2).any(|p| p == ["no", "agent"] || p == ["no", "human"])
-        || lower.contains("real person")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use switchboard_schemas::{EventId, UserSaid};
+#[path = "session_tests.rs"]
+mod tests;
 
-    fn turn(dialogue: &str, at: i64, text: &str, intent: &str, confidence: f32, retrieved: Option<RetrievedAnswer>) -> TurnAnalysis {
-        let said = Event::new(
-            dialogue,
-            at,
-            EventBody::UserSaid(UserSaid { client_msg_id: format!("m{at}"), user_id: "u".into(), locale: Locale::ZhCn, text: text.into() }),
-        );
-        TurnAnalysis {
-            said,
-            client_msg_id: format!("m{at}"),
-            masked_text: text.into(),
-            locale: Locale::ZhCn,
-            intent: intent.into(),
-            confidence,
-            model_version: "v1".into(),
-            retrieved,
-            kb_version: "kb1".into(),
-            slots: crate::render::extract_slots(text),
-            asks_for_human: asks_for_human(text),
-        }
-    }
-
-    fn return_entry() -> RetrievedAnswer {
-        RetrievedAnswer {
-            entry_id: "zh-return-goods-001".into(),
-            score: 0.9,
-            template: "订单 {order_id} 的退货申请已提交。".into(),
-            required_slots: vec!["order_id".into()],
-        }
-    }
-
-    fn reply(events: &[Event]) -> &EventBody {
-        &events.last().expect("a reply").body
-    }
-
-    #[test]
-    fn multi_turn_slot_filling_completes_the_pending_answer() {
-        let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry())), 1000, 1100);
-        assert_eq!(out.len(), 3);
-        let EventBody::AnswerGenerated(ask) = reply(&out) else { panic!("{out:?}") };
-        assert!(ask.text.contains("订单号"), "{}", ask.text);
-        let out = s.on_turn(turn("d", 2000, "12345678", "out_of_scope", 0.2, None), 2000, 2100);
-        let EventBody::AnswerGenerated(done) = reply(&out) else { panic!("{out:?}") };
-        assert_eq!(done.text, "订单 12345678 的退货申请已提交。");
-        assert_eq!(done.intent, "return_goods");
-        assert_eq!(done.latency_ms, 100);
-        assert!(s.get("d").and_then(|d| d.pending.as_ref()).is_none());
-    }
-
-    #[test]
-    fn explicit_ask_for_a_human_hands_off() {
-        let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "别废话了，转人工", "complaint", 0.99, None), 1000, 1000);
-        assert!(matches!(reply(&out), EventBody::HandoffRequested(h) if h.reason == HandoffReason::UserAsked));
-        assert!(asks_for_human("I want to talk to a human"));
-        assert!(asks_for_human("agent please"));
-        assert!(!asks_for_human("my travel agency order"));
-    }
-
-    #[test]
-    fn low_confidence_hands_off() {
-        let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "今天天气怎么样", "greeting", 0.3, None), 1000, 1000);
-        assert!(matches!(reply(&out), EventBody::HandoffRequested(h) if h.reason == HandoffReason::LowConfidence));
-    }
-
-    #[test]
-    fn two_unresolved_turns_in_a_row_hand_off() {
-        let mut s = Sessions::new(SessionConfig::default());
-        let out = s.on_turn(turn("d", 1000, "那个东西", "product_inquiry", 0.8, None), 1000, 1000);
-        assert!(matches!(reply(&out), EventBody::AnswerGenerated(_)));
-        let out = s.on_turn(turn("d", 2000, "就是那个", "product_inquiry", 0.8, None), 2000, 2000);
-        assert!(matches!(reply(&out), EventBody::HandoffRequested(h) if h.reason == HandoffReason::RepeatedlyUnresolved));
-    }
-
-    #[test]
-    fn every_turn_gets_exactly_one_reply_with_a_stable_id() {
-        let mut s = Sessions::new(SessionConfig::default());
-        let t = turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry()));
-        let id = t.said.event_id;
-        let out = s.on_turn(t, 1000, 1000);
-        let replies: Vec<_> = out.iter().filter(|e| matches!(e.body, EventBody::AnswerGenerated(_) | EventBody::HandoffRequested(_))).collect();
-        assert_eq!(replies.len(), 1);
-        assert_eq!(replies[0].event_id, EventId::derived(id, REPLY_ROLE));
-    }
-
-    #[test]
-    fn idle_dialogues_close_on_event_time_and_state_is_evicted() {
-        let config = SessionConfig { idle_timeout_ms: 1000, ..SessionConfig::default() };
-        let mut s = Sessions::new(config);
-        s.on_turn(turn("a", 1000, "你好", "greeting", 0.9, None), 1000, 1000);
-        s.on_turn(turn("b", 1500, "你好", "greeting", 0.9, None), 1500, 1500);
-        assert!(s.close_idle(1999).is_empty());
-        let closed = s.close_idle(2000);
-        assert_eq!(closed.len(), 1);
-        assert_eq!(closed[0].dialogue_id, "a");
-        assert_eq!(closed[0].occurred_at, 2000);
-        assert_eq!(s.len(), 1);
-        assert_eq!(s.close_idle(i64::MAX).len(), 1);
-        assert!(s.is_empty());
-    }
-
-    #[test]
-    fn lane_idle_close_depends_only_on_the_lane_of_the_dialogue() {
-        let config = SessionConfig { idle_timeout_ms: 1000, ..SessionConfig::default() };
-        let mut s = Sessions::new(config);
-        s.on_turn_in_lane(turn("a", 1000, "你好", "greeting", 0.9, None), 0, 1000, 1000);
-        // Lane 1 is far ahead: lane 0's dialogue stays open.
-        let out = s.on_turn_in_lane(turn("b", 5000, "你好", "greeting", 0.9, None), 1, 5000, 5000);
-        assert!(!out.iter().any(|e| matches!(e.body, EventBody::DialogueClosed(_))), "{out:?}");
-        // The next turn on lane 0 inside the timeout continues the dialogue.
-        s.on_turn_in_lane(turn("a", 1900, "我要退货", "return_goods", 0.95, Some(return_entry())), 0, 1900, 1900);
-        assert_eq!(s.get("a").map(|d| d.turns), Some(2));
-        // A later record of lane 0 (another dialogue) past a's deadline closes it at the deadline.
-        let out = s.on_turn_in_lane(turn("c", 2900, "你好", "greeting", 0.9, None), 0, 2900, 2900);
-        let closed: Vec<_> = out.iter().filter(|e| matches!(e.body, EventBody::DialogueClosed(_))).collect();
-        assert_eq!(closed.len(), 1, "{out:?}");
-        assert_eq!((closed[0].dialogue_id.as_str(), closed[0].occurred_at), ("a", 2900));
-        // A turn after the timeout closes the old dialogue first and starts a new one.
-        let out = s.on_turn_in_lane(turn("b", 7000, "你好", "greeting", 0.9, None), 1, 7000, 7000);
-        assert!(matches!(out[0].body, EventBody::DialogueClosed(DialogueClosed { turns: 1, .. })), "{out:?}");
-        assert_eq!(s.get("b").map(|d| d.turns), Some(1));
-        // Closing through the global watermark keeps the lane index in step.
-        assert_eq!(s.close_idle(i64::MAX).len(), 2);
-        assert!(s.close_lane_idle(0, i64::MAX).is_empty() && s.close_lane_idle(1, i64::MAX).is_empty());
-    }
-
-    #[test]
-    fn a_restored_dialogue_completes_its_pending_answer_and_skips_applied_turns() {
-        let mut s = Sessions::new(SessionConfig::default());
-        s.on_turn(turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry())), 1000, 1000);
-        s.mark_applied("d", 3, 41);
-        let saved = s.take_changes();
-        assert_eq!(saved.len(), 1);
-        assert!(s.take_changes().is_empty(), "changes are taken once");
-        // Through JSON, as the sink stores it.
-        let text = serde_json::to_string(&saved[0]).expect("serialise");
-        let back: SessionSnapshot = serde_json::from_str(&text).expect("deserialise");
-        let mut restarted = Sessions::new(SessionConfig::default());
-        restarted.restore(back);
-        assert!(restarted.applied("d", 3, 41) && !restarted.applied("d", 3, 42) && !restarted.applied("d", 4, 1));
-        let out = restarted.on_turn(turn("d", 2000, "12345678", "out_of_scope", 0.2, None), 2000, 2000);
-        let EventBody::AnswerGenerated(done) = reply(&out) else { panic!("{out:?}") };
-        assert_eq!(done.text, "订单 12345678 的退货申请已提交。");
-        // A close is a change too, saved without state.
-        restarted.take_changes();
-        restarted.close_idle(i64::MAX);
-        assert_eq!(restarted.take_changes(), vec![SessionSnapshot { dialogue_id: "d".into(), state: None }]);
-    }
-
-    #[test]
-    fn capacity_bound_closes_the_least_recent_dialogue() {
-        let mut s = Sessions::new(SessionConfig { max_dialogues: 2, ..SessionConfig::default() });
-        s.on_turn(turn("a", 1, "你好", "greeting", 0.9, None), 1, 1);
-        s.on_turn(turn("b", 2, "你好", "greeting", 0.9, None), 2, 2);
-        let out = s.on_turn(turn("c", 3, "你好", "greeting", 0.9, None), 3, 3);
-        assert!(out.iter().any(|e| e.dialogue_id == "a" && matches!(e.body, EventBody::DialogueClosed(_))));
-        assert_eq!(s.len(), 2);
-    }
-}
+#[cfg(test)]
+#[path = "session_ownership_tests.rs"]
+mod ownership_tests;

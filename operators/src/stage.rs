@@ -1,5 +1,6 @@
-//! What flows from turn analysis to the session operator of the graph: an analysed turn with
-//! its source position, or an event that goes straight to the sinks.
+//! What flows from turn analysis to the session operator of the graph: an analysed turn or
+//! another input of the session (an agent's action, a handoff) with its source position, or an
+//! event that goes straight to the sinks.
 
 use crate::session::TurnAnalysis;
 use switchboard_schemas::Event;
@@ -26,7 +27,22 @@ pub enum Stage {
         /// the partition's event-time watermark for idle closes when running on record time.
         partition_watermark: i64,
     },
-    /// An event that goes straight to the sinks (masked UserSaid, dead letters, failure handoffs).
+    /// An input of the session that is not a user turn, its texts already PII-masked: an
+    /// agent's claim, message, return or close, or a handoff (a gateway's answer timeout, or a
+    /// turn that could not be processed), with its Kafka position for ordering.
+    Action {
+        /// The input event.
+        event: Event,
+        /// Source partition.
+        partition: i32,
+        /// Source offset.
+        offset: i64,
+        /// The record's timestamp (Kafka's, ms).
+        record_time: i64,
+        /// The partition's record-time watermark up to and including this record.
+        partition_watermark: i64,
+    },
+    /// An event that goes straight to the sinks (masked UserSaid, dead letters).
     Emit(Event),
 }
 
@@ -34,6 +50,7 @@ pub enum Stage {
 #[derive(serde::Serialize, serde::Deserialize)]
 enum StageJson {
     Turn { analysis: Box<TurnAnalysis>, partition: i32, offset: i64, record_time: i64, partition_watermark: i64 },
+    Action { event: Event, partition: i32, offset: i64, record_time: i64, partition_watermark: i64 },
     Emit(Event),
 }
 
@@ -46,6 +63,9 @@ impl From<Stage> for StageWire {
         let json = match stage {
             Stage::Turn { analysis, partition, offset, record_time, partition_watermark } => {
                 StageJson::Turn { analysis, partition, offset, record_time, partition_watermark }
+            }
+            Stage::Action { event, partition, offset, record_time, partition_watermark } => {
+                StageJson::Action { event, partition, offset, record_time, partition_watermark }
             }
             Stage::Emit(event) => StageJson::Emit(event),
         };
@@ -61,6 +81,9 @@ impl TryFrom<StageWire> for Stage {
             StageJson::Turn { analysis, partition, offset, record_time, partition_watermark } => {
                 Ok(Stage::Turn { analysis, partition, offset, record_time, partition_watermark })
             }
+            StageJson::Action { event, partition, offset, record_time, partition_watermark } => {
+                Ok(Stage::Action { event, partition, offset, record_time, partition_watermark })
+            }
             StageJson::Emit(event) => Ok(Stage::Emit(event)),
         }
     }
@@ -71,7 +94,7 @@ impl Stage {
     pub fn dialogue_id(&self) -> &str {
         match self {
             Stage::Turn { analysis, .. } => &analysis.said.dialogue_id,
-            Stage::Emit(e) => &e.dialogue_id,
+            Stage::Action { event, .. } | Stage::Emit(event) => &event.dialogue_id,
         }
     }
 }

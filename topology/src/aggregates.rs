@@ -2,7 +2,8 @@
 //! to date by differential dataflow.
 //!
 //! Every output event becomes zero or more keys `(minute, metric, label)` (`turns`, `intent` by
-//! label, `handoff` by reason, `dead_letter`); the keys form a collection whose `count()` is
+//! label, `handoff` by reason, `dead_letter`, `ownership` by reason of the change, `queued`
+//! user turns, `agent_said`); the keys form a collection whose `count()` is
 //! maintained incrementally (exchanged by key, so each key is counted on one worker). The count
 //! changes flow into [`LiveAggregates`], which the metrics listener serves as JSON at
 //! `/aggregates` and the gateway's console merges across processes.
@@ -35,6 +36,9 @@ pub fn keys_of(event: &Event) -> Vec<AggregateKey> {
         EventBody::IntentRecognized(body) => vec![(minute, "intent".into(), body.intent.clone())],
         EventBody::HandoffRequested(body) => vec![(minute, "handoff".into(), body.reason.as_str().to_string())],
         EventBody::DeadLetter(_) => vec![(minute, "dead_letter".into(), String::new())],
+        EventBody::OwnershipChanged(body) => vec![(minute, "ownership".into(), body.reason.as_str().to_string())],
+        EventBody::TurnQueued(_) => vec![(minute, "queued".into(), String::new())],
+        EventBody::AgentSaid(_) => vec![(minute, "agent_said".into(), String::new())],
         _ => Vec::new(),
     }
 }

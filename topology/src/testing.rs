@@ -3,7 +3,8 @@
 //! [`KeywordUnderstand`] is a deterministic [`Understand`]: it classifies by keyword, retrieves a
 //! fixed answer per intent and reports fixed versions, so tests of the graph (sessions, slot
 //! filling, handoffs, idle closes, dead letters, worker counts) run in process in milliseconds.
-//! [`user_said_record`] and [`raw_record`] make the source records such tests feed.
+//! [`user_said_record`], [`event_record`] (agents' actions, timeout handoffs) and [`raw_record`]
+//! make the source records such tests feed.
 
 use std::sync::Mutex;
 use switchboard_operators::understand::{model_component, Understand, Understanding, Versions, KB_COMPONENT};
@@ -126,16 +127,25 @@ impl Understand for KeywordUnderstand {
 /// A `user.said` record at (`partition`, `offset`) with record time `at_ms`: the event a
 /// gateway would produce for this say, with an id derived from its position (deterministic).
 pub fn user_said_record(partition: i32, offset: i64, at_ms: i64, dialogue_id: &str, locale: Locale, text: &str) -> SourceRecord {
-    let mut event = Event::new(
-        dialogue_id,
-        at_ms,
-        EventBody::UserSaid(UserSaid {
-            client_msg_id: format!("m-{partition}-{offset}"),
-            user_id: format!("u-{dialogue_id}"),
-            locale,
-            text: text.into(),
-        }),
-    );
+    let body = EventBody::UserSaid(UserSaid {
+        client_msg_id: format!("m-{partition}-{offset}"),
+        user_id: format!("u-{dialogue_id}"),
+        locale,
+        text: text.into(),
+    });
+    event_record(partition, offset, at_ms, dialogue_id, body)
+}
+
+/// A `user.said` record at (`partition`, `offset`) with record time `at_ms` holding an event
+/// with this body (an agent's action, a gateway's timeout handoff, …), with an id derived from
+/// its position (deterministic).
+pub fn event_record(partition: i32, offset: i64, at_ms: i64, dialogue_id: &str, body: EventBody) -> SourceRecord {
+    raw_record(partition, offset, at_ms, Some(dialogue_id), encode(&record_event(partition, offset, at_ms, dialogue_id, body)))
+}
+
+/// The event [`event_record`] holds.
+pub fn record_event(partition: i32, offset: i64, at_ms: i64, dialogue_id: &str, body: EventBody) -> Event {
+    let mut event = Event::new(dialogue_id, at_ms, body);
     let mut id = [0u8; 16];
     id[..6].copy_from_slice(&at_ms.max(0).to_be_bytes()[2..]);
     id[6] = 0x70;
@@ -143,7 +153,7 @@ pub fn user_said_record(partition: i32, offset: i64, at_ms: i64, dialogue_id: &s
     id[10..12].copy_from_slice(&(partition as u16).to_be_bytes());
     id[12..16].copy_from_slice(&(offset as u32).to_be_bytes());
     event.event_id = switchboard_schemas::EventId::from_bytes(id);
-    raw_record(partition, offset, at_ms, Some(dialogue_id), encode(&event))
+    event
 }
 
 /// A `user.said` record with these raw value bytes (for malformed input).

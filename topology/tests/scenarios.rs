@@ -82,7 +82,13 @@ fn malformed_records_are_dead_letters_and_a_named_turn_gets_a_handoff() {
     ]);
     let dead = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).count();
     assert_eq!(dead, 2);
-    assert_eq!(replies(&events, "named"), vec![format!("handoff:{}", HandoffReason::ProcessingFailed.as_str())]);
+    // The handoff puts the dialogue in the queue for an agent; it closes at the end of input.
+    assert_eq!(replies(&events, "named"), vec![format!("handoff:{}", HandoffReason::ProcessingFailed.as_str()), "closed".into()]);
+    let waiting = events.iter().find_map(|e| match &e.body {
+        EventBody::OwnershipChanged(c) if e.dialogue_id == "named" && c.reason == switchboard_schemas::OwnershipReason::Handoff => Some(c),
+        _ => None,
+    });
+    assert_eq!(waiting.map(|c| (c.owner, c.handoff_reason)), Some((switchboard_schemas::Owner::Waiting, Some(HandoffReason::ProcessingFailed))));
 }
 
 #[test]

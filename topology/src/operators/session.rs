@@ -1,8 +1,10 @@
 //! `sessions`: the stateful session operator, keyed by dialogue (exchanged by a stable hash of
-//! the dialogue id, so one worker owns each dialogue: one writer, no lock). Saved state
+//! the dialogue id, so one worker owns each dialogue: one writer, no lock — also of its owner:
+//! user turns, agents' actions and handoffs are applied in partition order). Saved state
 //! arrives on `restored` at time 0 and is put back before any turn; each epoch's changed
-//! dialogues go out as [`Output::Session`] after its events. Idle dialogues close on event
-//! time: the frontier in a live run, each partition's own watermark on record time.
+//! dialogues go out as [`Output::Session`] after its events. Idle dialogues close, and waits for
+//! an agent time out, on event time: the frontier in a live run (so a wait times out without a
+//! user turn), each partition's own watermark on record time.
 
 use crate::output::Output;
 use crate::metrics::Metrics;
@@ -90,17 +92,35 @@ impl<'s> SessionStream<'s> for Stream<'s, Time, Vec<Stage>> {
                                 {
                                     tracing::debug!(dialogue = %analysis.said.dialogue_id, partition, offset, "turn already applied; skipped");
                                 }
-                                // On record time, idle closes follow each partition's own
-                                // watermark, so poll boundaries never change what a replay writes.
+                                Stage::Action { event, partition, offset, .. }
+                                    if sessions.applied(&event.dialogue_id, partition, offset) =>
+                                {
+                                    tracing::debug!(dialogue = %event.dialogue_id, partition, offset, "input already applied; skipped");
+                                }
+                                // On record time, idle closes and wait timeouts follow each
+                                // partition's own watermark, so poll boundaries never change what
+                                // a replay writes.
                                 Stage::Turn { analysis, partition, record_time, partition_watermark, .. }
                                     if clock == Clock::Virtual =>
                                 {
                                     let events = sessions.on_turn_in_lane(*analysis, partition, partition_watermark, record_time);
                                     session.give_iterator(events.into_iter().map(Output::Event))
                                 }
+                                Stage::Action { event, partition, record_time, partition_watermark, .. }
+                                    if clock == Clock::Virtual =>
+                                {
+                                    let events = sessions.on_action_in_lane(event, partition, partition_watermark, record_time);
+                                    session.give_iterator(events.into_iter().map(Output::Event))
+                                }
                                 Stage::Turn { analysis, partition, offset, .. } => {
                                     let dialogue = analysis.said.dialogue_id.clone();
                                     let events = sessions.on_turn(*analysis, at_ms(time), now);
+                                    session.give_iterator(events.into_iter().map(Output::Event));
+                                    sessions.mark_applied(&dialogue, partition, offset);
+                                }
+                                Stage::Action { event, partition, offset, .. } => {
+                                    let dialogue = event.dialogue_id.clone();
+                                    let events = sessions.on_action(event, at_ms(time), now);
                                     session.give_iterator(events.into_iter().map(Output::Event));
                                     sessions.mark_applied(&dialogue, partition, offset);
                                 }
@@ -142,11 +162,13 @@ impl<'s> SessionStream<'s> for Stream<'s, Time, Vec<Stage>> {
     }
 }
 
-/// Orders one epoch's items deterministically: emits first, then turns by source position
-/// (a partition's turns in offset order, as each dialogue's user sent them).
+/// Orders one epoch's items deterministically: emits first, then turns and the other inputs by
+/// source position (a partition's records in offset order, as each dialogue's user and agents
+/// sent them: the first claim in that order wins).
 fn order_key(stage: &Stage) -> (i32, i64, u8, EventId) {
     match stage {
         Stage::Turn { analysis, partition, offset, .. } => (*partition, *offset, 1, analysis.said.event_id),
+        Stage::Action { event, partition, offset, .. } => (*partition, *offset, 1, event.event_id),
         Stage::Emit(e) => (-1, -1, 0, e.event_id),
     }
 }
