@@ -30,6 +30,24 @@ class Recording:
                  "schema_version": 1, "occurred_at": at, "kind": "user_said",
                  "client_msg_id": f"m-{self.n}", "user_id": user, "locale": locale, "text": text}
         self.record(dialogue, at, event)
+        return event["client_msg_id"]
+
+    def agent(self, dialogue, at, kind, agent, **fields):
+        """An agent's action (agent_claim, agent_message, agent_return, agent_close), as a gateway
+        produces it on user.said."""
+        self.n += 1
+        event = {"event_id": uid(self.n), "dialogue_id": dialogue, "schema_version": 1, "occurred_at": at,
+                 "kind": kind, "agent": agent, **fields}
+        self.record(dialogue, at, event)
+
+    def timeout(self, dialogue, at, msg):
+        """A gateway's answer timeout for the say with client_msg_id `msg` (its event id is filled
+        in by resolve_replies once the ids are final)."""
+        self.n += 1
+        event = {"event_id": uid(self.n), "dialogue_id": dialogue, "schema_version": 1, "occurred_at": at,
+                 "kind": "handoff_requested", "in_reply_to": "@" + msg, "client_msg_id": msg,
+                 "reason": "timeout", "detail": "no answer in time", "latency_ms": 5000}
+        self.record(dialogue, at, event)
 
     def write(self):
         self.lines.sort(key=lambda l: (l["timestamp_ms"], l["partition"], l["offset"]))
@@ -41,6 +59,16 @@ class Recording:
         with open(f"{self.name}.ndjson", "w", encoding="utf-8") as f:
             for l in self.lines:
                 f.write(json.dumps(l, ensure_ascii=False) + "\n")
+
+
+def resolve_replies(r):
+    # A timeout names the say it is for by client_msg_id until the ids are final.
+    said = {l["value"]["client_msg_id"]: l["value"]["event_id"] for l in r.lines
+            if isinstance(l["value"], dict) and l["value"].get("kind") == "user_said"}
+    for l in r.lines:
+        v = l["value"]
+        if isinstance(v, dict) and str(v.get("in_reply_to", "")).startswith("@"):
+            v["in_reply_to"] = said[v["in_reply_to"][1:]]
 
 
 def stable_ids(r):
@@ -108,3 +136,37 @@ r.record("d-answer", T0 + 800, {"event_id": uid(9006), "dialogue_id": "d-answer"
                                 "occurred_at": T0 + 800, "kind": "dialogue_closed", "reason": "idle_timeout",
                                 "turns": 1})
 stable_ids(r); r.write()
+
+# 5. Human agents: a handoff waits for an agent; two agents claim in the same millisecond and the
+# first in the partition wins; the bot stays silent (turns queued) while the agent writes (PII
+# masked); the agent returns the dialogue and the bot answers again; another agent closes a
+# dialogue; a gateway's answer timeout queues a dialogue, nobody claims it, and after the wait
+# the bot comes back with an apology; an agent steps into a dialogue the bot was answering.
+r = Recording("agent_takeover")
+r.say("d-agent", T0, "别跟我扯了，转人工")
+r.agent("d-agent", T0 + 5_000, "agent_claim", "li.na")
+r.agent("d-agent", T0 + 5_000, "agent_claim", "wang.wu")
+r.say("d-agent", T0 + 8_000, "我的快递三天了还没到")
+r.agent("d-agent", T0 + 9_000, "agent_message", "wang.wu", client_msg_id="a-1", text="我来处理吧")
+r.agent("d-agent", T0 + 10_000, "agent_message", "li.na", client_msg_id="a-2",
+        text="您好，我是客服李娜。方便留个手机号吗？或者打我们的热线 138 1234 5678")
+r.say("d-agent", T0 + 20_000, "单号 SF1234567890，手机 13912345678")
+r.agent("d-agent", T0 + 25_000, "agent_message", "li.na", client_msg_id="a-3", text="查到了，明天送达。")
+r.agent("d-agent", T0 + 30_000, "agent_return", "li.na")
+r.say("d-agent", T0 + 35_000, "你们客服几点下班")
+r.say("d-close-en", T0 + 1_000, "I want to talk to a human agent", locale="en")
+r.agent("d-close-en", T0 + 3_000, "agent_claim", "li.na")
+r.agent("d-close-en", T0 + 4_000, "agent_close", "wang.wu")
+r.agent("d-close-en", T0 + 6_000, "agent_message", "li.na", client_msg_id="a-4",
+        text="Your refund went to card 4111 1111 1111 1111. Anything else?")
+r.agent("d-close-en", T0 + 9_000, "agent_close", "li.na")
+r.agent("d-close-en", T0 + 10_000, "agent_claim", "wang.wu")
+late = r.say("d-timeout", T0 + 2_000, "我要退货")
+r.timeout("d-timeout", T0 + 7_000, late)
+r.say("d-timeout", T0 + 9_000, "订单号是 2024113051")
+r.say("d-timeout", T0 + 200_000, "还有人吗？我要退货")
+r.say("d-step-in", T0 + 4_000, "你们客服几点下班")
+r.agent("d-step-in", T0 + 6_000, "agent_claim", "wang.wu")
+r.say("d-step-in", T0 + 7_000, "好的谢谢")
+r.agent("d-step-in", T0 + 12_000, "agent_return", "wang.wu")
+stable_ids(r); resolve_replies(r); r.write()
