@@ -108,6 +108,7 @@ async fn open_loop_load_is_sent_answered_and_measured() {
         "sent",
         "answered",
         "handoffs",
+        "queued",
         "errors",
         "timeouts",
         "connections",

@@ -172,7 +172,7 @@ step() {
   python3 - "$report" "$v" <<'PY' >&2
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"[switchboard]   sent {r['sent']} answered {r['answered']} handoffs {r['handoffs']} errors {r['errors']} "
+print(f"[switchboard]   sent {r['sent']} answered {r['answered']} handoffs {r['handoffs']} queued {r.get('queued', 0)} errors {r['errors']} "
       f"timeouts {r['timeouts']} p50 {r['p50_ms']:.0f} p95 {r['p95_ms']:.0f} p99 {r['p99_ms']:.0f} ms: {sys.argv[2]}")
 PY
   [ "$v" = pass ]
@@ -201,7 +201,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 mix, conns, best, failed = sys.argv[2:6]
 passing = f"**{float(best):g}**" if best else f"none ({r['rate']:g} failed)"
-print(f"| {mix} | {conns} | {passing} | {failed or 'not reached'} | {r['sent']} | {r['answered']} + {r['handoffs']} | "
+print(f"| {mix} | {conns} | {passing} | {failed or 'not reached'} | {r['sent']} | {r['answered']} + {r['handoffs']} + {r.get('queued', 0)} | "
       f"{r['errors'] + r['timeouts']} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['max_ms']:.0f} ms |")
 PY
 )")
@@ -210,7 +210,7 @@ done
 {
   echo "Machine: $machine. ${connections} connections, $duration per step, pass = P99 < ${p99_bound_ms} ms and errors + timeouts < ${max_error_pct} %."
   echo
-  echo "| mix | connections | highest passing rate (turns/s) | first failing rate | sent | answered + handoffs | errors + timeouts | p50 | p95 | p99 | max |"
+  echo "| mix | connections | highest passing rate (turns/s) | first failing rate | sent | answered + handoffs + queued | errors + timeouts | p50 | p95 | p99 | max |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee "$run_dir/summary.md"

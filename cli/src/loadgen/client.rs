@@ -69,6 +69,7 @@ pub(super) struct Stats {
     pub(super) latencies: Vec<f64>,
     pub(super) answered: u64,
     pub(super) handoffs: u64,
+    pub(super) queued: u64,
     pub(super) errors: u64,
     pub(super) timeouts: u64,
     pub(super) error_codes: BTreeMap<String, u64>,
@@ -84,6 +85,7 @@ impl Stats {
         self.latencies.extend(other.latencies);
         self.answered += other.answered;
         self.handoffs += other.handoffs;
+        self.queued += other.queued;
         self.errors += other.errors;
         self.timeouts += other.timeouts;
         for (code, n) in other.error_codes {
@@ -162,11 +164,15 @@ pub(super) async fn connection(mut ws: Socket, mut says: mpsc::UnboundedReceiver
                         continue;
                     };
                     match v["type"].as_str() {
-                        Some(kind @ ("answer" | "handoff")) => {
+                        Some(kind @ ("answer" | "handoff" | "queued")) => {
                             let id = v["in_reply_to"].as_str().unwrap_or("");
                             match pending.reply(id, now) {
                                 Some(latency) => {
-                                    if kind == "answer" { stats.answered += 1 } else { stats.handoffs += 1 }
+                                    match kind {
+                                        "answer" => stats.answered += 1,
+                                        "handoff" => stats.handoffs += 1,
+                                        _ => stats.queued += 1,
+                                    }
                                     record(&mut stats, Some(latency));
                                 }
                                 None => tracing::debug!(client_msg_id = id, "loadgen: reply for no pending say ignored"),

@@ -141,7 +141,7 @@ impl LoadOptions {
 }
 
 /// What a run measured. Every scheduled say ends in exactly one of `answered`, `handoffs`,
-/// `errors` and `timeouts`.
+/// `queued`, `errors` and `timeouts`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadReport {
     /// Median latency, ms (0 without replies).
@@ -160,6 +160,9 @@ pub struct LoadReport {
     pub answered: u64,
     /// Says answered with `handoff` (including the gateway's `timeout` handoffs).
     pub handoffs: u64,
+    /// Says answered with `queued`: their dialogue was handed off earlier and waits for, or is
+    /// with, a human agent.
+    pub queued: u64,
     /// Says answered with `error`, or lost with their connection.
     pub errors: u64,
     /// Says without any reply within [`GRACE`] after the end.
@@ -311,6 +314,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport> {
         sent: total,
         answered: all.answered,
         handoffs: all.handoffs,
+        queued: all.queued,
         errors: all.errors,
         timeouts: all.timeouts,
         error_codes: all.error_codes,
@@ -327,6 +331,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport> {
         sent = report.sent,
         answered = report.answered,
         handoffs = report.handoffs,
+        queued = report.queued,
         errors = report.errors,
         timeouts = report.timeouts,
         p50_ms = report.p50_ms,
