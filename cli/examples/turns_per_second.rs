@@ -158,6 +158,7 @@ async fn main() -> Result<()> {
             let reply_to = match &event.body {
                 EventBody::AnswerGenerated(b) => Some(b.in_reply_to),
                 EventBody::HandoffRequested(b) => Some(b.in_reply_to),
+                EventBody::TurnQueued(b) => Some(b.in_reply_to),
                 _ => None,
             };
             if let Some(turn) = reply_to {

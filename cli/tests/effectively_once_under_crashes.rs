@@ -95,7 +95,7 @@ impl Drop for Topology {
 
 async fn replies_in_clickhouse(sink: &ClickHouseSink, prefix: &str) -> (u64, u64) {
     let query = "SELECT count(), uniqExact(in_reply_to) FROM events FINAL \
-                 WHERE startsWith(dialogue_id, ?) AND kind IN ('answer_generated', 'handoff_requested')";
+                 WHERE startsWith(dialogue_id, ?) AND kind IN ('answer_generated', 'handoff_requested', 'turn_queued')";
     sink.client().query(query).bind(prefix).fetch_one::<(u64, u64)>().await.unwrap_or((0, 0))
 }
 

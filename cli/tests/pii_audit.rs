@@ -199,7 +199,7 @@ async fn no_unmasked_pii_leaves_the_topology() {
     let dead_letters = data.malformed.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(180);
     let progress = format!(
-        "SELECT uniqExactIf(in_reply_to, kind IN ('answer_generated', 'handoff_requested') \
+        "SELECT uniqExactIf(in_reply_to, kind IN ('answer_generated', 'handoff_requested', 'turn_queued') \
          AND toString(in_reply_to) IN ({})), countIf(kind = 'dead_letter') FROM events FINAL",
         turn_ids.join(",")
     );

@@ -127,7 +127,7 @@ async fn replay_is_idempotent_over_offset_and_time_ranges() {
     // of its turns, at its last turn's record time plus the idle timeout.
     let stamped: Vec<(String, u64)> = clickhouse_on(&clickhouse, &by_offset)
         .client()
-        .query("SELECT toString(in_reply_to), occurred_at_ms FROM events FINAL WHERE kind IN ('answer_generated', 'handoff_requested')")
+        .query("SELECT toString(in_reply_to), occurred_at_ms FROM events FINAL WHERE kind IN ('answer_generated', 'handoff_requested', 'turn_queued')")
         .fetch_all::<(String, u64)>()
         .await
         .expect("reply times");

@@ -54,7 +54,7 @@ async fn rows(settings: &ClickHouseSettings, database: &str) -> Vec<Comparable> 
 async fn replies(settings: &ClickHouseSettings, database: &str) -> u64 {
     let sink = ClickHouseSink::new(&ClickHouseSettings { database: database.to_string(), ..settings.clone() });
     sink.client()
-        .query("SELECT uniqExact(in_reply_to) FROM events FINAL WHERE kind IN ('answer_generated', 'handoff_requested')")
+        .query("SELECT uniqExact(in_reply_to) FROM events FINAL WHERE kind IN ('answer_generated', 'handoff_requested', 'turn_queued')")
         .fetch_one::<u64>()
         .await
         .unwrap_or(0)

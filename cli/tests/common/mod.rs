@@ -194,11 +194,12 @@ pub fn stop_all(children: &mut [Guarded], grace: Duration) -> Vec<Option<ExitSta
         .collect()
 }
 
-/// (reply rows, distinct turns replied to) under FINAL: answers and handoffs.
+/// (reply rows, distinct turns replied to) under FINAL: answers, handoffs and turns queued for an
+/// agent (a dialogue handed off queues its later turns instead of answering them).
 pub async fn reply_counts(settings: &ClickHouseSettings, database: &str) -> (u64, u64) {
     clickhouse_on(settings, database)
         .client()
-        .query("SELECT count(), uniqExact(in_reply_to) FROM events FINAL WHERE kind IN ('answer_generated', 'handoff_requested')")
+        .query("SELECT count(), uniqExact(in_reply_to) FROM events FINAL WHERE kind IN ('answer_generated', 'handoff_requested', 'turn_queued')")
         .fetch_one::<(u64, u64)>()
         .await
         .unwrap_or((0, 0))
@@ -350,6 +351,9 @@ pub fn replies_on_topic(kafka: &KafkaSettings, topic: &str, group: &str) -> Hash
             let in_reply_to = match &event.body {
                 EventBody::AnswerGenerated(a) => a.in_reply_to,
                 EventBody::HandoffRequested(h) => h.in_reply_to,
+                EventBody::TurnQueued(q) => q.in_reply_to,
+                // What the session says to agents and gateways about the dialogue's owner.
+                EventBody::OwnershipChanged(_) | EventBody::AgentSaid(_) | EventBody::AgentActionRefused(_) => continue,
                 other => panic!("unexpected {:?} on {topic}", other.kind()),
             };
             replies.entry(in_reply_to).or_default().push(event.event_id);
