@@ -69,3 +69,24 @@ async fn unreachable_server_is_a_clear_error() {
     let err = ClickHouseSink::new(&settings).write(&sample("d-unreachable")).await.unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
 }
+
+#[tokio::test]
+async fn a_database_created_twice_has_the_agent_column_once_and_agent_events_fill_it() {
+    let settings = ClickHouseSettings::from_env().expect("settings");
+    let database = format!("sbtest_agent_col_{}", EventId::new_v7().to_string().replace('-', "")[..16].to_string());
+    let admin = ClickHouseSink::new(&settings);
+    admin.ping().await.unwrap_or_else(|e| panic!("{e} (is ClickHouse up? deploy/dev/up.sh)"));
+    admin.create_database(&database).await.expect("created");
+    admin.create_database(&database).await.expect("created again: 18.16 has no ADD COLUMN IF NOT EXISTS, the sink checks");
+    let sink = ClickHouseSink::new(&ClickHouseSettings { database: database.clone(), ..settings.clone() });
+    let claim = Event::new("d-agent-col", 1_764_000_000_000, EventBody::AgentClaim(AgentClaim { agent: "li.na".into() }));
+    sink.write(std::slice::from_ref(&claim)).await.expect("insert");
+    let agents: Vec<String> = sink
+        .client()
+        .query("SELECT agent FROM events FINAL WHERE dialogue_id = 'd-agent-col'")
+        .fetch_all()
+        .await
+        .expect("select");
+    admin.client().query(&format!("DROP DATABASE {database}")).execute().await.expect("drop");
+    assert_eq!(agents, vec!["li.na".to_string()]);
+}
