@@ -35,10 +35,10 @@ fn return_entry() -> RetrievedAnswer {
 
 /// The turn's one reply: its answer, handoff or queued notice.
 fn reply(events: &[Event]) -> &EventBody {
-    let replies = events
+    let mut replies = events
         .iter()
         .filter(|e| matches!(e.body, EventBody::AnswerGenerated(_) | EventBody::HandoffRequested(_) | EventBody::TurnQueued(_)));
-    &replies.last().expect("a reply").body
+    &replies.next_back().expect("a reply").body
 }
 
 #[test]

@@ -73,7 +73,7 @@ async fn unreachable_server_is_a_clear_error() {
 #[tokio::test]
 async fn a_database_created_twice_has_the_agent_column_once_and_agent_events_fill_it() {
     let settings = ClickHouseSettings::from_env().expect("settings");
-    let database = format!("sbtest_agent_col_{}", EventId::new_v7().to_string().replace('-', "")[..16].to_string());
+    let database = format!("sbtest_agent_col_{}", &EventId::new_v7().to_string().replace('-', "")[..16]);
     let admin = ClickHouseSink::new(&settings);
     admin.ping().await.unwrap_or_else(|e| panic!("{e} (is ClickHouse up? deploy/dev/up.sh)"));
     admin.create_database(&database).await.expect("created");
