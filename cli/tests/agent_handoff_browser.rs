@@ -44,6 +44,15 @@ async fn a_customer_and_an_agent_in_two_pages() {
         .await;
     let dialogue = customer.js(r##"return JSON.parse(sessionStorage.getItem("sb.dialogue"));"##, &[]).await;
     let dialogue = dialogue.as_str().expect("the page keeps its dialogue id").to_string();
+    // No agent is online yet: the page says so and offers the bot instead of promising a human.
+    customer
+        .wait_for(
+            "the no-agent notice and the offer of the bot",
+            STEP_WAIT,
+            r##"return document.getElementById("back-to-bot") ? true : null;"##,
+            &[],
+        )
+        .await;
     customer.screenshot("01-customer-handoff").await;
 
     // 2. The agent logs in and sees it waiting.

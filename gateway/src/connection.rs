@@ -2,7 +2,7 @@
 //! and writes the replies the hub routes to it.
 
 use crate::auth;
-use crate::hub::{AttachError, ConnId, SayDecision};
+use crate::hub::{AttachError, ConnId, SayDecision, Unanswered};
 use crate::protocol::{parse_client_frame, ClientFrame, ErrorCode, Hello, Say, ServerFrame};
 use crate::rate::TokenBucket;
 use crate::state::{ConnGuard, Shared};
@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_schemas::{Event, EventBody, HandoffReason, HandoffRequested};
+use switchboard_schemas::{Event, EventBody, EventId, HandoffReason, HandoffRequested, SCHEMA_VERSION};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -196,7 +196,10 @@ impl Conn {
             return Flow::Continue;
         }
         if pending > 0 {
-            self.shared.hub.expire_all(&dialogue);
+            for unanswered in self.shared.hub.expire_all(&dialogue) {
+                let (shared, dialogue) = (self.shared.clone(), dialogue.clone());
+                tokio::spawn(async move { record_timeout(&shared, &dialogue, &unanswered).await });
+            }
         }
         // Write whatever the hub queued (answers, handoffs) before closing.
         let mut queued = Vec::new();
@@ -465,7 +468,8 @@ fn spawn_produce(shared: Arc<Shared>, event: Event) {
             tracing::debug!(dialogue_id = %dialogue_id, client_msg_id = %client_msg_id, event_id = %event_id, "say accepted");
             tokio::time::sleep(shared.config.answer_timeout).await;
             if shared.hub.expire(&dialogue_id, &client_msg_id, event_id) {
-                record_timeout(&shared, &event).await;
+                let unanswered = Unanswered { client_msg_id, user_said: event_id, accepted_at: event.occurred_at };
+                record_timeout(&shared, &dialogue_id, &unanswered).await;
             }
         }
     });
@@ -474,23 +478,24 @@ fn spawn_produce(shared: Arc<Shared>, event: Event) {
 /// Writes a say's answer timeout to `user.said` as a `handoff_requested` (reason `timeout`), so
 /// that the session puts the dialogue in the queue and the console counts it. Its id derives from
 /// the say's, so a retry or a second gateway's timeout of the same say is the same event. Retried
-/// for a while: the user already got the handoff, the event must not be lost.
-async fn record_timeout(shared: &Arc<Shared>, said: &Event) {
-    let EventBody::UserSaid(u) = &said.body else { return };
+/// for a while: the user already got the handoff, the event must not be lost. `said.accepted_at`
+/// is the say's event time (or, at the end of a drain, when the broker acknowledged it).
+async fn record_timeout(shared: &Arc<Shared>, dialogue_id: &str, said: &Unanswered) {
     let now = crate::hub::now_ms();
-    let latency_ms = u32::try_from((now - said.occurred_at).max(0)).unwrap_or(u32::MAX);
-    let event = Event::caused_by(
-        said,
-        "gateway-timeout",
-        now,
-        EventBody::HandoffRequested(HandoffRequested {
-            in_reply_to: said.event_id,
-            client_msg_id: u.client_msg_id.clone(),
+    let latency_ms = u32::try_from((now - said.accepted_at).max(0)).unwrap_or(u32::MAX);
+    let event = Event {
+        event_id: EventId::derived(said.user_said, "gateway-timeout"),
+        dialogue_id: dialogue_id.to_string(),
+        schema_version: SCHEMA_VERSION,
+        occurred_at: now,
+        body: EventBody::HandoffRequested(HandoffRequested {
+            in_reply_to: said.user_said,
+            client_msg_id: said.client_msg_id.clone(),
             reason: HandoffReason::Timeout,
             detail: format!("no answer within {} ms", shared.config.answer_timeout.as_millis()),
             latency_ms,
         }),
-    );
+    };
     for attempt in 0..5u32 {
         match shared.publisher.publish(&event, &shared.metrics).await {
             Ok(()) => return,

@@ -27,7 +27,12 @@ pub(super) enum Msg {
     /// Sent to the broker, no acknowledgement yet.
     Producing,
     /// Acknowledged by the broker (the say is accepted), waiting for an answer.
-    Accepted { user_said: EventId },
+    Accepted {
+        /// The `UserSaid` event's id.
+        user_said: EventId,
+        /// When the broker acknowledged it (ms since the epoch).
+        accepted_at: i64,
+    },
     /// Answered (answer, handoff or timeout); `frame` is the reply.
     Resolved { frame: ServerFrame, delivered_to: Option<ConnId>, at: Instant },
 }
@@ -92,6 +97,17 @@ pub(crate) struct Attachment {
     pub dialogue_id: String,
     /// Frames that arrived while the dialogue had no connection, to send after the welcome.
     pub backlog: Vec<ServerFrame>,
+}
+
+/// A say that was accepted and got no answer before a drain ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Unanswered {
+    /// The client's message id.
+    pub(crate) client_msg_id: String,
+    /// The `UserSaid` event's id.
+    pub(crate) user_said: EventId,
+    /// When the broker acknowledged it (ms since the epoch).
+    pub(crate) accepted_at: i64,
 }
 
 /// What to do with a say.

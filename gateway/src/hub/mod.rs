@@ -21,7 +21,7 @@ mod dialogue;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use dialogue::{now_ms, AttachError, Attachment, ConnId, Outbox, SayDecision};
+pub(crate) use dialogue::{now_ms, AttachError, Attachment, ConnId, Outbox, SayDecision, Unanswered};
 
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ServerFrame};
@@ -207,7 +207,7 @@ impl Hub {
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return false };
         match (d.msgs.peek(client_msg_id), outcome) {
             (Some(Msg::Producing), Ok(user_said)) => {
-                d.msgs.put(client_msg_id.to_string(), Msg::Accepted { user_said });
+                d.msgs.put(client_msg_id.to_string(), Msg::Accepted { user_said, accepted_at: now_ms() });
                 true
             }
             (Some(Msg::Producing), Err(())) => {
@@ -231,7 +231,7 @@ impl Hub {
     pub(crate) fn expire(&self, dialogue_id: &str, client_msg_id: &str, user_said: EventId) -> bool {
         let mut state = self.lock();
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return false };
-        if matches!(d.msgs.peek(client_msg_id), Some(Msg::Accepted { user_said: u }) if *u == user_said) {
+        if matches!(d.msgs.peek(client_msg_id), Some(Msg::Accepted { user_said: u, .. }) if *u == user_said) {
             tracing::info!(dialogue_id, client_msg_id, "no answer in time; handing off");
             self.metrics.answer_timeouts.inc();
             self.resolve(d, client_msg_id, timeout_frame(dialogue_id, client_msg_id));
@@ -240,16 +240,29 @@ impl Hub {
         false
     }
 
-    /// Answers every pending say of a dialogue with a `timeout` handoff (end of a drain).
-    pub(crate) fn expire_all(&self, dialogue_id: &str) {
+    /// Answers every pending say of a dialogue with a `timeout` handoff (end of a drain), and
+    /// returns the accepted ones (the caller records their timeouts as events; a say still
+    /// producing may not be in the broker at all).
+    pub(crate) fn expire_all(&self, dialogue_id: &str) -> Vec<Unanswered> {
         let mut state = self.lock();
-        let Some(d) = state.dialogues.get_mut(dialogue_id) else { return };
+        let Some(d) = state.dialogues.get_mut(dialogue_id) else { return Vec::new() };
         let pending: Vec<String> = d.msgs.iter().filter(|(_, m)| m.is_pending()).map(|(k, _)| k.clone()).collect();
+        let accepted: Vec<Unanswered> = d
+            .msgs
+            .iter()
+            .filter_map(|(k, m)| match m {
+                Msg::Accepted { user_said, accepted_at } => {
+                    Some(Unanswered { client_msg_id: k.clone(), user_said: *user_said, accepted_at: *accepted_at })
+                }
+                _ => None,
+            })
+            .collect();
         for msg_id in pending {
             tracing::info!(dialogue_id, client_msg_id = %msg_id, "drain deadline; handing off");
             self.metrics.answer_timeouts.inc();
             self.resolve(d, &msg_id, timeout_frame(dialogue_id, &msg_id));
         }
+        accepted
     }
 
     /// Says of a dialogue still waiting for their reply.

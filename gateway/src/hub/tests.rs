@@ -153,7 +153,9 @@ fn handoff_events_and_drain_expiry() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let d = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
     let e1 = said(h.begin_say(&d, 1, "m1", "x"));
-    let _e2 = said(h.begin_say(&d, 1, "m2", "y"));
+    let e2 = said(h.begin_say(&d, 1, "m2", "y"));
+    let e3 = said(h.begin_say(&d, 1, "m3", "z"));
+    assert!(h.produced(&d, "m2", Ok(e2.event_id)));
     let handoff = Event::new(
         d.clone(),
         now_ms(),
@@ -166,7 +168,11 @@ fn handoff_events_and_drain_expiry() {
         }),
     );
     assert_eq!(h.route(&handoff), "routed");
-    h.expire_all(&d);
+    // m2 was accepted (its timeout becomes an event); m3 was still producing (it may never
+    // have reached the broker).
+    let unanswered = h.expire_all(&d);
+    assert_eq!(unanswered.iter().map(|u| (u.client_msg_id.as_str(), u.user_said)).collect::<Vec<_>>(), vec![("m2", e2.event_id)]);
+    assert_ne!(e3.event_id, e2.event_id);
     assert_eq!(h.pending(&d), 0);
     let frames = drain(&mut rx);
     assert!(
@@ -175,7 +181,10 @@ fn handoff_events_and_drain_expiry() {
     assert!(
         matches!(&frames[1], ServerFrame::Handoff { reason, in_reply_to, .. } if reason == "timeout" && in_reply_to == "m2")
     );
-    assert_eq!(frames.len(), 2);
+    assert!(
+        matches!(&frames[2], ServerFrame::Handoff { reason, in_reply_to, .. } if reason == "timeout" && in_reply_to == "m3")
+    );
+    assert_eq!(frames.len(), 3);
 }
 
 #[test]
