@@ -81,7 +81,7 @@ impl<'s> SessionStream<'s> for Stream<'s, Time, Vec<Stage>> {
                             // Dialogues idle before this epoch close before its turns are seen.
                             session.give_iterator(sessions.close_idle(at_ms(time)).into_iter().map(Output::Event));
                         }
-                        items.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+                        items.sort_by_key(order_key);
                         for item in items {
                             match item {
                                 Stage::Emit(e) => session.give(Output::Event(e)),
