@@ -271,12 +271,17 @@ impl Hub {
     }
 
     /// Routes one bot.said event to the dialogue's connection. Returns the outcome label.
+    ///
+    /// A reply (answer, handoff, queued) resolves its say, once; the frames that answer no say
+    /// (an agent joined, wrote, or gave the dialogue back to the bot) are delivered as they come.
+    /// Both are kept for a resume, and an event read twice is delivered once.
     pub(crate) fn route(&self, event: &Event) -> &'static str {
-        let (client_msg_id, frame) = match &event.body {
+        let dialogue_id = event.dialogue_id.clone();
+        let (reply_to, frame) = match &event.body {
             EventBody::AnswerGenerated(a) => (
-                &a.client_msg_id,
+                Some(&a.client_msg_id),
                 ServerFrame::Answer {
-                    dialogue_id: event.dialogue_id.clone(),
+                    dialogue_id,
                     in_reply_to: a.client_msg_id.clone(),
                     text: a.text.clone(),
                     intent: a.intent.clone(),
@@ -285,18 +290,21 @@ impl Hub {
                 },
             ),
             EventBody::HandoffRequested(h) => (
-                &h.client_msg_id,
-                ServerFrame::Handoff {
-                    dialogue_id: event.dialogue_id.clone(),
-                    in_reply_to: h.client_msg_id.clone(),
-                    reason: h.reason.as_str().to_string(),
-                },
+                Some(&h.client_msg_id),
+                ServerFrame::Handoff { dialogue_id, in_reply_to: h.client_msg_id.clone(), reason: h.reason.as_str().to_string() },
             ),
-            EventBody::TurnQueued(q) => (
-                &q.client_msg_id,
-                ServerFrame::Queued { dialogue_id: event.dialogue_id.clone(), in_reply_to: q.client_msg_id.clone() },
-            ),
-            EventBody::OwnershipChanged(_) | EventBody::AgentSaid(_) => return self.push(event),
+            EventBody::TurnQueued(q) => {
+                (Some(&q.client_msg_id), ServerFrame::Queued { dialogue_id, in_reply_to: q.client_msg_id.clone() })
+            }
+            EventBody::OwnershipChanged(o) => match (o.owner, &o.agent) {
+                (Owner::Agent, Some(agent)) => (None, ServerFrame::AgentJoined { dialogue_id, agent: agent.clone() }),
+                (Owner::Bot, _) => (None, ServerFrame::BotBack { dialogue_id }),
+                // Waiting: the handoff frame already told the user.
+                _ => return "ignored_kind",
+            },
+            EventBody::AgentSaid(a) => {
+                (None, ServerFrame::AgentSaid { dialogue_id, text: a.text.clone(), event_id: event.event_id.to_string() })
+            }
             _ => return "ignored_kind",
         };
         let mut guard = self.lock();
@@ -305,6 +313,11 @@ impl Hub {
         if state.seen_events.put(event.event_id, ()).is_some() {
             return "duplicate_event";
         }
+        let Some(client_msg_id) = reply_to else {
+            tracing::debug!(dialogue_id = %event.dialogue_id, event_id = %event.event_id, kind = frame.kind(), "routing");
+            self.deliver(d, None, frame);
+            return "routed";
+        };
         if let Some(Msg::Resolved { .. }) = d.msgs.peek(client_msg_id) {
             tracing::info!(
                 dialogue_id = %event.dialogue_id,
@@ -322,33 +335,6 @@ impl Hub {
             "routing reply"
         );
         self.resolve(d, client_msg_id, frame);
-        "routed"
-    }
-
-    /// Sends the user a frame that answers no say: an agent joined, wrote, or gave the dialogue
-    /// back to the bot. Kept for a resume like replies.
-    fn push(&self, event: &Event) -> &'static str {
-        let dialogue_id = event.dialogue_id.clone();
-        let frame = match &event.body {
-            EventBody::OwnershipChanged(o) => match (o.owner, &o.agent) {
-                (Owner::Agent, Some(agent)) => ServerFrame::AgentJoined { dialogue_id, agent: agent.clone() },
-                (Owner::Bot, _) => ServerFrame::BotBack { dialogue_id },
-                // Waiting: the handoff frame already told the user.
-                _ => return "ignored_kind",
-            },
-            EventBody::AgentSaid(a) => {
-                ServerFrame::AgentSaid { dialogue_id, text: a.text.clone(), event_id: event.event_id.to_string() }
-            }
-            _ => return "ignored_kind",
-        };
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let Some(d) = state.dialogues.get_mut(&event.dialogue_id) else { return "not_held" };
-        if state.seen_events.put(event.event_id, ()).is_some() {
-            return "duplicate_event";
-        }
-        tracing::debug!(dialogue_id = %event.dialogue_id, event_id = %event.event_id, kind = frame.kind(), "routing agent frame");
-        self.deliver(d, None, frame);
         "routed"
     }
 
