@@ -42,8 +42,10 @@ pub(crate) struct TranscriptEvent {
     pub(crate) text: String,
     /// The intent, where the kind has one.
     pub(crate) intent: String,
-    /// Handoff or close reason, where the kind has one.
+    /// Handoff, ownership or close reason, where the kind has one.
     pub(crate) reason: String,
+    /// The agent an agent's message or an ownership change names, else empty.
+    pub(crate) agent: String,
 }
 
 impl History {
@@ -147,9 +149,10 @@ impl History {
             READ_TIMEOUT,
             self.client
                 .query(
-                    "SELECT kind, occurred_at_ms, text, intent, reason FROM events FINAL \
+                    // A queued turn's text is its user_said's: one line per turn.
+                    "SELECT kind, occurred_at_ms, text, intent, reason, agent FROM events FINAL \
                      WHERE dialogue_id = ? AND kind IN ('user_said', 'answer_generated', 'handoff_requested', \
-                     'ownership_changed', 'turn_queued', 'agent_said', 'dialogue_closed') \
+                     'ownership_changed', 'agent_said', 'dialogue_closed') \
                      ORDER BY occurred_at_ms LIMIT ?",
                 )
                 .bind(dialogue_id)
