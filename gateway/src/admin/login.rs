@@ -61,7 +61,10 @@ pub(crate) async fn login(
     let json = wants_json(&headers);
     let ip = client_ip(peer, &headers, admin.client_ip_header.as_deref());
     let name = form.username.trim().to_string();
-    if admin.address_attempts.check_key(&ip).is_err() || admin.account_attempts.check_key(&name).is_err() {
+    // Only names an account can have become keys of the per-account limiter (bounded keys).
+    let account_allowed = !crate::accounts::valid_name(&name) || admin.account_attempts.check_key(&name).is_ok();
+    admin.forget_old_attempts();
+    if admin.address_attempts.check_key(&ip).is_err() || !account_allowed {
         admin.metrics.login("throttled");
         tracing::warn!(%ip, "login throttled");
         let mut response = if json {

@@ -66,6 +66,17 @@ impl Admin {
         }
     }
 
+    /// Drops the limiters' entries that are back to a full quota once they hold many keys, so
+    /// that attempts with ever new names or addresses cannot grow them without bound.
+    fn forget_old_attempts(&self) {
+        if self.account_attempts.len() > 100_000 {
+            self.account_attempts.retain_recent();
+        }
+        if self.address_attempts.len() > 100_000 {
+            self.address_attempts.retain_recent();
+        }
+    }
+
     /// Whether the request's `Authorization: Bearer` is the metrics token.
     fn bearer_opens_metrics(&self, headers: &axum::http::HeaderMap) -> bool {
         let Some(token) = &self.config.metrics_token else { return false };
