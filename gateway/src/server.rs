@@ -56,12 +56,7 @@ impl Gateway {
     pub async fn bind(config: GatewayConfig) -> Result<Gateway> {
         let publisher = Publisher::kafka(&config)?;
         let metrics = Arc::new(Metrics::new());
-        let hub = Arc::new(Hub::new(
-            metrics.clone(),
-            config.resume_window,
-            config.limits.max_dialogues,
-            config.limits.max_dialogues_per_address,
-        ));
+        let hub = Arc::new(Hub::for_config(metrics.clone(), &config));
         let agents = AgentSide::new(config.clickhouse.as_ref());
         let reader = BotSaidReader::start(&config, hub.clone(), agents.clone(), metrics.clone()).await?;
         agents.load_queue();

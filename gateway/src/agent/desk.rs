@@ -250,22 +250,9 @@ fn queue_frame(s: &State, now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_schemas::ownership::{OwnershipChanged, OwnershipReason};
-    use switchboard_schemas::HandoffReason;
+    use crate::agent::fixtures::changed;
+    use switchboard_schemas::ownership::OwnershipReason;
 
-    fn changed(d: &str, owner: Owner, agent: Option<&str>, reason: OwnershipReason) -> Event {
-        Event::new(
-            d,
-            1_000,
-            EventBody::OwnershipChanged(OwnershipChanged {
-                in_reply_to: EventId::new_v7(),
-                owner,
-                agent: agent.map(str::to_string),
-                reason,
-                handoff_reason: (owner == Owner::Waiting).then_some(HandoffReason::UserAsked),
-            }),
-        )
-    }
 
     #[test]
     fn the_queue_follows_the_sessions_decisions() {

@@ -5,6 +5,28 @@ mod desk;
 mod history;
 mod socket;
 
+/// Events the agent side's tests feed it, as the session would decide them.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use switchboard_schemas::ownership::{Owner, OwnershipChanged, OwnershipReason};
+    use switchboard_schemas::{Event, EventBody, EventId, HandoffReason};
+
+    /// `ownership_changed` of `d` to `owner` (a wait names the `user_asked` handoff).
+    pub(crate) fn changed(d: &str, owner: Owner, agent: Option<&str>, reason: OwnershipReason) -> Event {
+        Event::new(
+            d,
+            crate::hub::now_ms(),
+            EventBody::OwnershipChanged(OwnershipChanged {
+                in_reply_to: EventId::new_v7(),
+                owner,
+                agent: agent.map(str::to_string),
+                reason,
+                handoff_reason: (owner == Owner::Waiting).then_some(HandoffReason::UserAsked),
+            }),
+        )
+    }
+}
+
 pub(crate) use desk::Desk;
 pub(crate) use history::History;
 

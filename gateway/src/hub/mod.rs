@@ -67,6 +67,11 @@ impl Hub {
         }
     }
 
+    /// A hub with the resume window and dialogue caps of `config`.
+    pub(crate) fn for_config(metrics: Arc<Metrics>, config: &crate::GatewayConfig) -> Self {
+        Hub::new(metrics, config.resume_window, config.limits.max_dialogues, config.limits.max_dialogues_per_address)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the table half-updated in a way that
         // matters more than losing the process, so keep serving.

@@ -4,11 +4,12 @@
 
 use super::{start, Client, TestGateway, WAIT};
 use crate::accounts::{Accounts, Role};
+use crate::agent::fixtures::changed;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use switchboard_schemas::ownership::{
-    AgentAction, AgentActionRefused, AgentSaid, Owner, OwnershipChanged, OwnershipReason, RefusalReason, TurnQueued,
+    AgentAction, AgentActionRefused, AgentSaid, Owner, OwnershipReason, RefusalReason, TurnQueued,
 };
 use switchboard_schemas::{Event, EventBody, EventId, HandoffReason, HandoffRequested};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,18 +73,6 @@ fn decided(d: &str, body: EventBody) -> Event {
     Event::new(d, crate::hub::now_ms(), body)
 }
 
-fn changed(d: &str, owner: Owner, agent: Option<&str>, reason: OwnershipReason) -> Event {
-    decided(
-        d,
-        EventBody::OwnershipChanged(OwnershipChanged {
-            in_reply_to: EventId::new_v7(),
-            owner,
-            agent: agent.map(str::to_string),
-            reason,
-            handoff_reason: (owner == Owner::Waiting).then_some(HandoffReason::UserAsked),
-        }),
-    )
-}
 
 async fn gateway() -> TestGateway {
     let mut c = super::config();

@@ -56,12 +56,7 @@ pub(crate) async fn start(config: GatewayConfig) -> TestGateway {
     let (tx, said) = mpsc::unbounded_channel();
     let broker_down = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());
-    let hub = Arc::new(Hub::new(
-            metrics.clone(),
-            config.resume_window,
-            config.limits.max_dialogues,
-            config.limits.max_dialogues_per_address,
-        ));
+    let hub = Arc::new(Hub::for_config(metrics.clone(), &config));
     let publisher = Publisher::Memory { tx, fail: broker_down.clone() };
     let agents = crate::agent::AgentSide::new(None);
     let desk = agents.desk.clone();
