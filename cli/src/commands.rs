@@ -162,6 +162,8 @@ pub fn run_topology(layout: Layout, config_path: Option<&Path>, runtime: &tokio:
         commit: true,
         batch_max: config.batch_max,
         poll_wait: Duration::from_millis(config.poll_wait_ms),
+        max_in_flight: config.max_in_flight,
+        group_commit: group_commit(&config),
         targets: LiveTargets {
             replies_topic: Some(config.replies_topic.clone()),
             dead_letter_topic: Some(config.dead_letter_topic.clone()),
@@ -173,6 +175,14 @@ pub fn run_topology(layout: Layout, config_path: Option<&Path>, runtime: &tokio:
     live::run(options, graph, metrics, KafkaSettings::from_env()?, ClickHouseSettings::from_env()?, runtime)
         .map_err(|e| anyhow!(e).context("the topology stopped (fail-stop: uncommitted epochs are redone at the restart)"))?;
     Ok(())
+}
+
+/// The ClickHouse group commit of the topology's configuration.
+fn group_commit(config: &TopologyConfig) -> switchboard_sinks::group_commit::GroupCommitConfig {
+    switchboard_sinks::group_commit::GroupCommitConfig {
+        interval: Duration::from_millis(config.clickhouse_insert_interval_ms.max(1)),
+        ..Default::default()
+    }
 }
 
 /// `switchboard replay`: re-runs a range into ClickHouse (and optionally a topic).
@@ -187,6 +197,8 @@ pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, confi
         group_id: config.group_id.clone(),
         workers,
         batch_max: config.batch_max,
+        max_in_flight: config.max_in_flight,
+        group_commit: group_commit(&config),
         output_topic,
     };
     let clickhouse = ClickHouseSettings::from_env()?;

@@ -48,8 +48,15 @@ pub struct TopologyConfig {
     pub on_wait_timeout: switchboard_operators::ownership::OnWaitTimeout,
     /// Most records per worker and epoch.
     pub batch_max: usize,
-    /// Longest wait for an epoch's first record, ms.
+    /// Longest a worker waits before it advances its input with nothing to read, ms (timers;
+    /// peers in other processes of a cluster).
     pub poll_wait_ms: u64,
+    /// Records read and not yet durable, per process, above which reading pauses
+    /// (backpressure instead of unbounded memory).
+    pub max_in_flight: usize,
+    /// ClickHouse group commit: at most one insert per table this often, ms; every epoch's rows
+    /// wait at most this long for their insert to start.
+    pub clickhouse_insert_interval_ms: u64,
     /// Consumer group of the topology.
     pub group_id: String,
     /// Input topic.
@@ -126,6 +133,8 @@ impl Default for TopologyConfig {
             on_wait_timeout: Default::default(),
             batch_max: 512,
             poll_wait_ms: 20,
+            max_in_flight: 50_000,
+            clickhouse_insert_interval_ms: 200,
             group_id: "switchboard-topology".into(),
             input_topic: switchboard_schemas::topics::USER_SAID.into(),
             replies_topic: switchboard_schemas::topics::BOT_SAID.into(),

@@ -17,6 +17,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use switchboard_schemas::settings::KafkaSettings;
 use switchboard_schemas::{decode, encode, DecodeError, Event};
 use tokio::sync::watch;
 
@@ -187,7 +188,7 @@ impl BotSaidReader {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "20")
+            .set("fetch.wait.max.ms", KafkaSettings::fetch_wait_ms().to_string())
             .create()
             .map_err(|source| Error::Kafka { what: "creating the bot.said consumer".into(), source })?;
         let consumer = Arc::new(consumer);

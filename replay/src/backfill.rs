@@ -34,6 +34,10 @@ pub struct BackfillOptions {
     pub workers: usize,
     /// Most records per worker and epoch.
     pub batch_max: usize,
+    /// Records read and not yet durable above which reading pauses.
+    pub max_in_flight: usize,
+    /// The ClickHouse group commit.
+    pub group_commit: switchboard_sinks::group_commit::GroupCommitConfig,
     /// Also write answers and handoffs to this topic (default: ClickHouse only).
     pub output_topic: Option<String>,
 }
@@ -57,6 +61,8 @@ pub fn backfill(
         commit: false,
         batch_max: options.batch_max,
         poll_wait: Duration::from_millis(200),
+        max_in_flight: options.max_in_flight,
+        group_commit: options.group_commit,
         targets: LiveTargets { replies_topic: options.output_topic, dead_letter_topic: None, sessions: false },
         clock: Clock::Virtual,
         progress: true,

@@ -89,6 +89,14 @@ impl KafkaSettings {
         })
     }
 
+    /// How long a consumer's fetch may wait at the broker for data
+    /// (`SWITCHBOARD_KAFKA_FETCH_WAIT_MS`, default 500). The broker (nisshi) answers a waiting
+    /// fetch as soon as a record is produced, so a long wait costs no latency and keeps idle
+    /// consumers from asking the broker a hundred times a second for nothing.
+    pub fn fetch_wait_ms() -> u64 {
+        var("SWITCHBOARD_KAFKA_FETCH_WAIT_MS").and_then(|v| v.parse().ok()).unwrap_or(500)
+    }
+
     /// A plain local broker at `brokers`.
     pub fn plain(brokers: impl Into<String>) -> Self {
         KafkaSettings { brokers: brokers.into(), sasl: None, tls_ca_file: None }

@@ -30,13 +30,23 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// One failure shared by every epoch of a group insert (the same error, told to each).
+    #[error("{0}")]
+    Shared(std::sync::Arc<Error>),
+    /// The writer that had the epoch's rows stopped before it could write them.
+    #[error("the ClickHouse writer stopped")]
+    WriterStopped,
 }
 
 impl Error {
     /// Whether the failure can pass by itself (an unreachable or overloaded server): worth
     /// retrying. A file that cannot be written or a value that cannot be encoded never will.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::ClickHouse { .. } | Error::Kafka(_))
+        match self {
+            Error::ClickHouse { .. } | Error::Kafka(_) => true,
+            Error::Shared(inner) => inner.is_transient(),
+            Error::Io { .. } | Error::Encode { .. } | Error::WriterStopped => false,
+        }
     }
 }
 

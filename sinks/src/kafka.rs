@@ -9,6 +9,7 @@
 
 use crate::Result;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::future::Future;
 use std::time::Duration;
 use switchboard_schemas::settings::KafkaSettings;
 use switchboard_schemas::{encode, Event};
@@ -53,5 +54,40 @@ impl KafkaSink {
             delivery.await.map_err(|(e, _)| e)?;
         }
         Ok(())
+    }
+
+    /// Hands every event to the producer now, on the calling thread (so it leaves with the
+    /// producer's next batch, without waiting for any executor), and returns a future that
+    /// completes once all are acknowledged. Events the producer's queue has no room for are
+    /// sent from that future as room frees up.
+    pub fn send(&self, topic: &str, events: &[Event]) -> impl Future<Output = Result<()>> + Send + 'static {
+        let mut deliveries = Vec::with_capacity(events.len());
+        let mut later = Vec::new();
+        for event in events {
+            let payload = encode(event);
+            let record = FutureRecord::to(topic).key(&event.dialogue_id).payload(&payload).timestamp(event.occurred_at);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(_) => later.push((event.dialogue_id.clone(), payload, event.occurred_at)),
+            }
+        }
+        let producer = self.producer.clone();
+        let topic = topic.to_string();
+        async move {
+            for (key, payload, at) in later {
+                producer
+                    .send(FutureRecord::to(&topic).key(&key).payload(&payload).timestamp(at), DELIVERY_TIMEOUT)
+                    .await
+                    .map_err(|(e, _)| e)?;
+            }
+            for delivery in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => return Err(e.into()),
+                    Err(_) => return Err(rdkafka::error::KafkaError::Canceled.into()),
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -7,9 +7,11 @@
 pub mod clickhouse;
 mod error;
 pub mod file;
+pub mod group_commit;
 pub mod kafka;
 pub mod live;
+mod retry;
 mod sink;
 
 pub use error::{Error, Result};
-pub use sink::{EventSink, FlushObserver, Time};
+pub use sink::{Durable, EventSink, FlushObserver, Time};

@@ -1,21 +1,27 @@
 //! The live sinks of `switchboard run` and `switchboard replay`: every event to ClickHouse,
 //! the replies ([`is_reply`]: answers, handoffs, ownership changes, queued turns, agents'
-//! messages and refusals) to `bot.said`, dead letters to `switchboard.dead-letter`. A flush
-//! returns only when ClickHouse and the broker have acknowledged everything; transient failures
-//! are retried with backoff for up to [`RETRY_FOR`], then the flush fails and the runner stops
-//! the process (fail-stop).
+//! messages and refusals) to `bot.said`, dead letters to `switchboard.dead-letter`.
+//!
+//! Replies leave as soon as the graph hands an epoch over: they are given to the producer on the
+//! worker's thread, and nobody waits for ClickHouse before seeing an answer. The rest happens
+//! in the background: once the broker acknowledged the epoch's replies, its events and then its
+//! session snapshots go to ClickHouse with the next group insert ([`GroupCommit`]), and only
+//! then is the epoch reported durable (so its offsets may be committed). Transient failures are
+//! retried with backoff for up to [`RETRY_FOR`]; then the epoch fails and the runner stops the
+//! process (fail-stop).
 
 use crate::clickhouse::{ClickHouseSink, SessionRow};
+use crate::group_commit::{GroupCommit, GroupCommitConfig};
 use crate::kafka::KafkaSink;
-use crate::sink::{EventSink, FlushObserver, Time};
+pub use crate::retry::RETRY_FOR;
+use crate::sink::{Durable, EventSink, FlushObserver, Time};
 use crate::{Error, Result};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use switchboard_schemas::session::SessionSnapshot;
+use switchboard_schemas::settings::KafkaSettings;
 use switchboard_schemas::{topics, Event, EventBody, HandoffReason};
-
-/// How long a flush keeps retrying before the worker gives up.
-pub const RETRY_FOR: Duration = Duration::from_secs(300);
 
 /// Which outputs a live sink writes.
 #[derive(Debug, Clone)]
@@ -39,78 +45,138 @@ impl Default for LiveTargets {
     }
 }
 
-/// ClickHouse + Kafka.
-pub struct LiveSink {
+/// The outputs of one process, shared by its workers: one producer, one ClickHouse writer.
+pub struct LiveOutputs {
     runtime: tokio::runtime::Handle,
-    clickhouse: Arc<ClickHouseSink>,
-    kafka: KafkaSink,
-    kafka_settings: switchboard_schemas::settings::KafkaSettings,
+    kafka: Mutex<KafkaSink>,
+    kafka_settings: KafkaSettings,
+    commits: GroupCommit,
     targets: LiveTargets,
     observer: Option<Arc<dyn FlushObserver>>,
+    /// Events handed over and not yet durable, for backpressure.
+    in_flight: AtomicUsize,
 }
 
-impl LiveSink {
-    /// A sink writing through the given clients.
+impl LiveOutputs {
+    /// Connects the producer and starts the ClickHouse writer on `runtime`.
     pub fn new(
         runtime: tokio::runtime::Handle,
         clickhouse: Arc<ClickHouseSink>,
-        kafka_settings: switchboard_schemas::settings::KafkaSettings,
+        kafka_settings: KafkaSettings,
         targets: LiveTargets,
+        group_commit: GroupCommitConfig,
         observer: Option<Arc<dyn FlushObserver>>,
-    ) -> Result<Self> {
+    ) -> Result<Arc<Self>> {
         let kafka = KafkaSink::new(&kafka_settings)?;
-        Ok(LiveSink { runtime, clickhouse, kafka, kafka_settings, targets, observer })
+        let commits = GroupCommit::start(&runtime, clickhouse, group_commit, observer.clone());
+        Ok(Arc::new(LiveOutputs { runtime, kafka: Mutex::new(kafka), kafka_settings, commits, targets, observer, in_flight: AtomicUsize::new(0) }))
     }
 
-    async fn write_once(&self, replies: &[Event], dead: &[Event], all: &[Event]) -> Result<()> {
-        let kafka = async {
-            if let Some(topic) = &self.targets.replies_topic {
-                self.kafka.write(topic, replies).await?;
+    /// Events handed to the sinks and not yet durable (all workers of the process).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    fn producer(&self) -> KafkaSink {
+        self.kafka.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sends the epoch's replies and dead letters now; the future resolves once acknowledged.
+    fn send_replies(&self, replies: &[Event], dead: &[Event]) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let producer = self.producer();
+        let replies = self.targets.replies_topic.as_ref().map(|topic| producer.send(topic, replies));
+        let dead = self.targets.dead_letter_topic.as_ref().map(|topic| producer.send(topic, dead));
+        async move {
+            if let Some(replies) = replies {
+                replies.await?;
             }
-            if let Some(topic) = &self.targets.dead_letter_topic {
-                self.kafka.write(topic, dead).await?;
+            if let Some(dead) = dead {
+                dead.await?;
             }
             Ok(())
-        };
-        let clickhouse = self.clickhouse.write(all);
-        let (k, c) = tokio::join!(kafka, clickhouse);
-        k.and(c)
+        }
+    }
+
+    /// Everything after the first send: retries of the replies, then the group insert.
+    async fn finish(
+        self: Arc<Self>,
+        first_send: impl std::future::Future<Output = Result<()>>,
+        replies: Vec<Event>,
+        dead: Vec<Event>,
+        events: Vec<Event>,
+        sessions: Vec<SessionRow>,
+    ) -> Result<()> {
+        if let Err(e) = first_send.await {
+            let mut last = e;
+            let started = Instant::now();
+            let mut backoff = std::time::Duration::from_millis(100);
+            loop {
+                if !last.is_transient() || started.elapsed() >= RETRY_FOR {
+                    return Err(last);
+                }
+                tracing::warn!(error = %last, retry_in_ms = backoff.as_millis() as u64, "sending replies failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                // An idempotent producer that lost its broker-side state (a broker restart)
+                // fails every later send: start a new one. Resent events keep their ids.
+                self.renew_producer();
+                match self.send_replies(&replies, &dead).await {
+                    Ok(()) => break,
+                    Err(e) => last = e,
+                }
+            }
+        }
+        self.commits.write(events, sessions).await
+    }
+
+    fn renew_producer(&self) {
+        match KafkaSink::new(&self.kafka_settings) {
+            Ok(fresh) => *self.kafka.lock().unwrap_or_else(|p| p.into_inner()) = fresh,
+            Err(e) => tracing::warn!(error = %e, "cannot recreate the Kafka producer"),
+        }
+    }
+}
+
+/// One worker's handle on its process's [`LiveOutputs`].
+pub struct LiveSink {
+    outputs: Arc<LiveOutputs>,
+}
+
+impl LiveSink {
+    /// A worker's sink writing through the process's outputs.
+    pub fn new(outputs: Arc<LiveOutputs>) -> Self {
+        LiveSink { outputs }
     }
 }
 
 impl EventSink for LiveSink {
-    fn flush(&mut self, _time: Time, events: Vec<Event>) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
+    fn write_epoch(&mut self, time: Time, events: Vec<Event>, sessions: Vec<SessionSnapshot>, done: Durable) {
+        let sessions = if self.outputs.targets.sessions { sessions } else { Vec::new() };
+        let rows = match session_rows(time, sessions) {
+            Ok(rows) => rows,
+            Err(e) => return done(Err(e)),
+        };
+        if events.is_empty() && rows.is_empty() {
+            return done(Ok(()));
         }
         let started = Instant::now();
         let replies: Vec<Event> = events.iter().filter(|e| is_reply(e)).cloned().collect();
         let dead: Vec<Event> = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).cloned().collect();
-        retry("sink write", || match self.runtime.block_on(self.write_once(&replies, &dead, &events)) {
-            Ok(()) => Ok(()),
-            Err(e @ Error::Kafka(_)) => {
-                // An idempotent producer that lost its broker-side state (a broker restart)
-                // fails every later send: start a new one. Resent events keep their ids.
-                match KafkaSink::new(&self.kafka_settings) {
-                    Ok(fresh) => self.kafka = fresh,
-                    Err(e) => tracing::warn!(error = %e, "cannot recreate the Kafka producer"),
-                }
-                Err(e)
+        let first_send = self.outputs.send_replies(&replies, &dead);
+        if let Some(observer) = &self.outputs.observer {
+            observer.handed_over(&events);
+        }
+        let outputs = self.outputs.clone();
+        let count = events.len() + rows.len();
+        outputs.in_flight.fetch_add(count, Ordering::Relaxed);
+        self.outputs.runtime.spawn(async move {
+            let result = outputs.clone().finish(first_send, replies, dead, events, rows).await;
+            outputs.in_flight.fetch_sub(count, Ordering::Relaxed);
+            if let (Ok(()), Some(observer)) = (&result, &outputs.observer) {
+                observer.durable(started.elapsed());
             }
-            Err(e) => Err(e),
-        })?;
-        if let Some(observer) = &self.observer {
-            observer.flushed(&events, started.elapsed());
-        }
-        Ok(())
-    }
-
-    fn save_sessions(&mut self, time: Time, sessions: Vec<SessionSnapshot>) -> Result<()> {
-        if !self.targets.sessions || sessions.is_empty() {
-            return Ok(());
-        }
-        let rows = session_rows(time, sessions)?;
-        retry("saving sessions", || self.runtime.block_on(self.clickhouse.write_sessions(&rows)))
+            done(result);
+        });
     }
 }
 
@@ -134,26 +200,6 @@ pub fn is_reply(event: &Event) -> bool {
         | EventBody::AgentMessage(_)
         | EventBody::AgentReturn(_)
         | EventBody::AgentClose(_) => false,
-    }
-}
-
-/// Runs `attempt` until it succeeds, with exponential backoff (0.1 s doubling to 5 s), for up
-/// to [`RETRY_FOR`], as long as the error can pass ([`Error::is_transient`]); then returns its
-/// last error.
-fn retry(what: &str, mut attempt: impl FnMut() -> Result<()>) -> Result<()> {
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let error = match attempt() {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        if !error.is_transient() || started.elapsed() >= RETRY_FOR {
-            return Err(error);
-        }
-        tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "{what} failed; retrying");
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Metrics {
     turn_latency_ms: Histogram,
     consumer_lag: Gauge,
     committed_epochs: Counter,
+    clickhouse_inserts: Family<Labels, Counter>,
+    clickhouse_rows: Family<Labels, Counter>,
     live: std::sync::Arc<crate::aggregates::LiveAggregates>,
 }
 
@@ -51,6 +53,10 @@ impl Metrics {
         registry.register("turn_latency_ms", "From UserSaid occurred_at to the reply", turn_latency_ms.clone());
         registry.register("consumer_lag", "Records behind the high watermark on owned partitions", consumer_lag.clone());
         registry.register("committed_epochs", "Epochs whose offsets were committed", committed_epochs.clone());
+        let clickhouse_inserts = Family::<Labels, Counter>::default();
+        let clickhouse_rows = Family::<Labels, Counter>::default();
+        registry.register("clickhouse_inserts", "Group inserts into ClickHouse, by table", clickhouse_inserts.clone());
+        registry.register("clickhouse_rows", "Rows written by the group inserts, by table", clickhouse_rows.clone());
         Metrics {
             registry: Mutex::new(registry),
             records_in,
@@ -59,6 +65,8 @@ impl Metrics {
             turn_latency_ms,
             consumer_lag,
             committed_epochs,
+            clickhouse_inserts,
+            clickhouse_rows,
             live: std::sync::Arc::new(crate::aggregates::LiveAggregates::new()),
         }
     }
@@ -78,8 +86,8 @@ impl Metrics {
         self.stage_seconds.get_or_create(&vec![("stage".into(), stage.into())]).observe(took.as_secs_f64());
     }
 
-    /// Records a sink flush: events out by kind, reply latencies, flush time.
-    pub fn record_flush(&self, events: &[Event], took: Duration) {
+    /// Records events handed to the sinks: events out by kind, reply latencies.
+    pub fn record_out(&self, events: &[Event]) {
         for e in events {
             self.events_out.get_or_create(&vec![("kind".into(), e.kind().as_str().into())]).inc();
             match &e.body {
@@ -88,7 +96,6 @@ impl Metrics {
                 _ => {}
             }
         }
-        self.record_stage("sink", took);
     }
 
     /// Sets the consumer lag.
@@ -112,7 +119,17 @@ impl Metrics {
 }
 
 impl switchboard_sinks::FlushObserver for Metrics {
-    fn flushed(&self, events: &[Event], took: Duration) {
-        self.record_flush(events, took);
+    fn handed_over(&self, events: &[Event]) {
+        self.record_out(events);
+    }
+
+    fn durable(&self, took: Duration) {
+        self.record_stage("sink", took);
+    }
+
+    fn inserted(&self, table: &str, rows: usize, took: Duration) {
+        self.clickhouse_inserts.get_or_create(&vec![("table".into(), table.into())]).inc();
+        self.clickhouse_rows.get_or_create(&vec![("table".into(), table.into())]).inc_by(rows as u64);
+        self.record_stage(&format!("clickhouse_insert_{table}"), took);
     }
 }

@@ -1,10 +1,14 @@
 //! The live runner: the graph on Kafka, for `switchboard run` (one process), `switchboard
 //! submit` (one process of a cluster) and `switchboard replay` (a bounded range into the sinks).
 //!
-//! Each worker owns a disjoint share of the partitions, feeds one epoch per poll, and commits
-//! the offsets of an epoch only after the probe behind the sinks has passed it — that is, after
-//! ClickHouse and the broker acknowledged every output of that epoch on every worker.
+//! Each worker owns a disjoint share of the partitions, read by its [`Feeder`] thread. The
+//! worker feeds what has arrived as one epoch and goes on at once: many epochs are in flight
+//! (understood, answered, their replies on the way, their rows waiting for the next ClickHouse
+//! group insert). The offsets of an epoch are committed only after the probe behind the sinks
+//! has passed it — that is, after ClickHouse and the broker acknowledged every output of that
+//! epoch and of every earlier one, on every worker. Too much in flight pauses the feeder.
 
+use super::feeder::{Fed, Feeder, Position, Wakers};
 use crate::graph::{self, GraphConfig};
 use crate::metrics::Metrics;
 use crate::time::{wall_clock_ms, Clock, Time};
@@ -14,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_sinks::clickhouse::ClickHouseSink;
-use switchboard_sinks::live::{restored_sessions, LiveSink, LiveTargets};
+use std::collections::VecDeque;
+use switchboard_sinks::group_commit::GroupCommitConfig;
+use switchboard_sinks::live::{restored_sessions, LiveOutputs, LiveSink, LiveTargets};
 use switchboard_sources::kafka::{EndPosition, KafkaSource, StartPosition};
 use timely::dataflow::InputHandle;
 
@@ -69,8 +75,14 @@ pub struct RunOptions {
     pub commit: bool,
     /// Most records per worker and epoch.
     pub batch_max: usize,
-    /// Longest wait for the first record of an epoch.
+    /// Longest a worker waits before it advances its input with nothing to read (timers:
+    /// idle closes, waits for an agent; peers in other processes), and the feeder's longest
+    /// wait in the consumer between two looks at its commit requests.
     pub poll_wait: Duration,
+    /// Records read and not yet durable, per process, above which reading pauses.
+    pub max_in_flight: usize,
+    /// The ClickHouse group commit.
+    pub group_commit: GroupCommitConfig,
     /// Output topics.
     pub targets: LiveTargets,
     /// Processing time source.
@@ -79,8 +91,11 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-/// Longest a worker parks while it waits for its peers before it looks again.
+/// Longest a worker parks while it drains at the end of a run before it looks again.
 const PARK: Duration = Duration::from_millis(20);
+
+/// Between two offset commits at least this long.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
 
 /// Set by SIGTERM/SIGINT: workers finish their epoch, commit, and stop.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -122,13 +137,19 @@ pub fn run(
     if let Layout::Cluster { process, hosts, .. } = &options.layout {
         fail_stop_on_lost_peer(*process, hosts.len());
     }
+    let observer: Arc<dyn switchboard_sinks::FlushObserver> = metrics.clone();
+    let outputs = LiveOutputs::new(handle.clone(), clickhouse.clone(), kafka.clone(), options.targets.clone(), options.group_commit, Some(observer))?;
+    let wakers = Arc::new(Wakers::default());
+    let workers_here = match &options.layout {
+        Layout::Process(n) | Layout::Cluster { workers: n, .. } => (*n).max(1),
+    };
     let options_for_workers = options.clone();
     let worker_failure = failure.clone();
     let guards = timely::execute(options.layout.timely_config(), move |worker| -> Result<u64> {
         let options = &options_for_workers;
         let index = worker.index();
         let peers = worker.peers();
-        let mut source = KafkaSource::open(&kafka, &options.group_id, &options.topic, index, peers, &options.start, options.end.as_ref())
+        let source = KafkaSource::open(&kafka, &options.group_id, &options.topic, index, peers, &options.start, options.end.as_ref())
             .map_err(|source| Error::Source { worker: index, source })?;
         let process = match &options.layout {
             Layout::Cluster { process, .. } => *process,
@@ -142,8 +163,7 @@ pub fn run(
                 bar.inc_length(lag.max(0) as u64);
             }
         }
-        let observer: Arc<dyn switchboard_sinks::FlushObserver> = metrics.clone();
-        let sink = LiveSink::new(handle.clone(), clickhouse.clone(), kafka.clone(), options.targets.clone(), Some(observer))?;
+        let sink = LiveSink::new(outputs.clone());
         // Worker 0 reads the saved sessions back; the exchange takes each to its worker.
         let restored = if index == 0 && options.targets.sessions {
             let rows = handle.block_on(clickhouse.open_sessions())?;
@@ -153,87 +173,13 @@ pub fn run(
         } else {
             Vec::new()
         };
-        let mut input: InputHandle<Time, _> = InputHandle::new();
+        let mut input: Input = InputHandle::new();
         let probe = worker.dataflow::<Time, _, _>(|scope| {
             let restored = timely::dataflow::operators::ToStream::to_stream(restored, scope);
             graph::build(input.to_stream(scope), restored, graph_config.clone(), Box::new(sink))
         });
-        let mut time: Time = 0;
-        let mut records_read: u64 = 0;
-        let mut last_commit = Instant::now();
-        let mut last_lag = Instant::now() - Duration::from_secs(60);
-        let mut committed = source.position().clone();
-        loop {
-            if STOP.load(Ordering::Relaxed) || source.finished() || worker_failure.failed() {
-                break;
-            }
-            let batch = source
-                .poll_batch(options.batch_max, options.poll_wait)
-                .map_err(|source| Error::Source { worker: index, source })?;
-            let wall = u64::try_from(wall_clock_ms()).unwrap_or(0);
-            let epoch = match options.clock {
-                Clock::Wall => wall.max(time + 1),
-                Clock::Virtual => batch
-                    .iter()
-                    .map(|r| u64::try_from(r.timestamp_ms).unwrap_or(0))
-                    .max()
-                    .unwrap_or(time)
-                    .max(time + 1),
-            };
-            input.advance_to(epoch);
-            time = epoch;
-            records_read += batch.len() as u64;
-            metrics.record_in(batch.len());
-            if let Some(bar) = &bar {
-                bar.inc(batch.len() as u64);
-            }
-            for record in batch {
-                input.send(record);
-            }
-            input.advance_to(epoch + 1);
-            // Every output of this epoch is durable once the probe passes it. Park while waiting
-            // (a peer's message wakes the worker): spinning here took a core from the encoder
-            // while another worker understood its batch.
-            while probe.less_than(&(epoch + 1)) && !worker_failure.failed() {
-                worker.step_or_park(Some(PARK));
-            }
-            if worker_failure.failed() {
-                break;
-            }
-            let position = source.position().clone();
-            if options.commit && position != committed && (last_commit.elapsed() >= Duration::from_millis(200)) {
-                // A failed commit loses nothing: the outputs are durable and a later commit
-                // covers them; at worst a restart redoes a few epochs (same event ids).
-                match source.commit(&position) {
-                    Ok(()) => {
-                        committed = position;
-                        metrics.epoch_committed();
-                    }
-                    Err(e) => tracing::warn!(worker = index, error = %e, "offset commit failed; retrying later"),
-                }
-                last_commit = Instant::now();
-            }
-            if last_lag.elapsed() >= Duration::from_secs(5) {
-                if let Ok(lag) = source.lag() {
-                    metrics.set_lag(lag);
-                }
-                last_lag = Instant::now();
-            }
-        }
-        drop(input);
-        if worker_failure.failed() {
-            // The failed epoch is held back and never completes: stop without committing it
-            // (or anything after it).
-            return Ok(records_read);
-        }
-        while !probe.done() && !worker_failure.failed() {
-            worker.step_or_park(Some(PARK));
-        }
-        let position = source.position().clone();
-        if options.commit && position != committed && !worker_failure.failed() {
-            source.commit(&position).map_err(|source| Error::Source { worker: index, source })?;
-        }
-        Ok(records_read)
+        let max_in_flight = (options.max_in_flight / workers_here).max(options.batch_max);
+        drive(worker, input, &probe, source, options, index, &wakers, &metrics, bar.as_ref(), &worker_failure, max_in_flight)
     })
     .map_err(Error::Start)?;
     let mut records = 0;
@@ -262,6 +208,135 @@ pub fn run(
         bar.finish_with_message("done");
     }
     Ok(RunReport { records, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// The graph's input on each worker.
+type Input = InputHandle<Time, timely::container::CapacityContainerBuilder<Vec<switchboard_schemas::SourceRecord>>>;
+
+/// One worker's loop: feed what the feeder delivered as one epoch, step the dataflow, release
+/// the epochs the probe has passed (committing their offsets), until stopped, failed or at the
+/// end of a bounded range; then drain and make the final commit.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    worker: &mut timely::worker::Worker,
+    mut input: Input,
+    probe: &timely::dataflow::ProbeHandle<Time>,
+    source: KafkaSource,
+    options: &RunOptions,
+    index: usize,
+    wakers: &Arc<Wakers>,
+    metrics: &Arc<Metrics>,
+    bar: Option<&indicatif::ProgressBar>,
+    failure: &crate::output::Failure,
+    max_in_flight: usize,
+) -> Result<u64> {
+    wakers.register();
+    let feeder = Feeder::spawn(source, index, options.batch_max, options.poll_wait, wakers.clone(), metrics.clone())
+        .map_err(|e| Error::Start(format!("cannot start the feeder thread of worker {index}: {e}")))?;
+    let mut time: Time = 0;
+    let mut records_read: u64 = 0;
+    // Epochs fed and not yet durable: (epoch, position after it, records in it).
+    let mut pending: VecDeque<(Time, Position, usize)> = VecDeque::new();
+    let mut in_flight = 0usize;
+    let mut fed_position: Option<Position> = None;
+    let mut durable_position: Option<Position> = None;
+    let mut requested: Option<Position> = None;
+    let mut last_commit = Instant::now();
+    let mut seen_generation = wakers.generation();
+    let mut last_advance = Instant::now();
+    let mut ended = false;
+    let mut source_error = None;
+    while !(STOP.load(Ordering::Relaxed) || failure.failed() || ended) {
+        let mut batch = Vec::new();
+        let mut position = None;
+        while batch.len() < options.batch_max {
+            match feeder.try_next() {
+                Some(Fed::Batch(records, after)) => {
+                    batch.extend(records);
+                    position = Some(after);
+                }
+                Some(Fed::End) => ended = true,
+                Some(Fed::Failed(e)) => {
+                    source_error = Some(e);
+                    ended = true;
+                }
+                None => break,
+            }
+            if ended {
+                break;
+            }
+        }
+        let generation = wakers.generation();
+        if !batch.is_empty() || generation != seen_generation || last_advance.elapsed() >= options.poll_wait {
+            seen_generation = generation;
+            last_advance = Instant::now();
+            let wall = u64::try_from(wall_clock_ms()).unwrap_or(0);
+            let epoch = match options.clock {
+                Clock::Wall => wall.max(time + 1),
+                Clock::Virtual => batch
+                    .iter()
+                    .map(|r| u64::try_from(r.timestamp_ms).unwrap_or(0))
+                    .max()
+                    .unwrap_or(time)
+                    .max(time + 1),
+            };
+            input.advance_to(epoch);
+            time = epoch;
+            let n = batch.len();
+            records_read += n as u64;
+            metrics.record_in(n);
+            if let Some(bar) = bar {
+                bar.inc(n as u64);
+            }
+            for record in batch {
+                input.send(record);
+            }
+            input.advance_to(epoch + 1);
+            if let Some(after) = position {
+                pending.push_back((epoch, after.clone(), n));
+                in_flight += n;
+                fed_position = Some(after);
+            }
+        }
+        worker.step_or_park(Some(options.poll_wait.saturating_sub(last_advance.elapsed())));
+        while let Some((epoch, _, _)) = pending.front() {
+            if probe.less_than(&(epoch + 1)) {
+                break;
+            }
+            if let Some((_, after, n)) = pending.pop_front() {
+                in_flight -= n;
+                durable_position = Some(after);
+            }
+        }
+        feeder.set_paused(in_flight > max_in_flight);
+        if options.commit && durable_position != requested && last_commit.elapsed() >= COMMIT_EVERY {
+            if let Some(position) = &durable_position {
+                feeder.request_commit(position.clone());
+                requested = durable_position.clone();
+                last_commit = Instant::now();
+            }
+        }
+    }
+    let source = feeder.stop();
+    if let Some(e) = source_error {
+        return Err(Error::Source { worker: index, source: e });
+    }
+    if failure.failed() {
+        // The failed epoch is held back and never completes: stop without committing it (or
+        // anything after it).
+        return Ok(records_read);
+    }
+    drop(input);
+    while !probe.done() && !failure.failed() {
+        worker.step_or_park(Some(PARK));
+    }
+    // Everything fed is durable now: commit up to the last record fed (not the feeder's own
+    // position, which may be ahead of what was fed).
+    if let (true, false, Some(source), Some(position)) = (options.commit, failure.failed(), source, fed_position) {
+        source.commit(&position).map_err(|source| Error::Source { worker: index, source })?;
+        metrics.epoch_committed();
+    }
+    Ok(records_read)
 }
 
 /// Makes a cluster process fail-stop when it loses a peer.

@@ -16,9 +16,9 @@ use timely::dataflow::InputHandle;
 struct CaptureSink(Arc<Mutex<Vec<Event>>>);
 
 impl EventSink for CaptureSink {
-    fn flush(&mut self, _time: Time, events: Vec<Event>) -> switchboard_sinks::Result<()> {
+    fn write_epoch(&mut self, _time: Time, events: Vec<Event>, _sessions: Vec<SessionSnapshot>, done: switchboard_sinks::Durable) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(events);
-        Ok(())
+        done(Ok(()));
     }
 }
 
