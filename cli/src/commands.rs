@@ -109,6 +109,9 @@ fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metri
     let mut graph = GraphConfig::new(build_understanding(config)?, config.session(), clock);
     graph.aggregates = metrics.as_ref().map(|m| m.live_aggregates());
     graph.metrics = metrics;
+    if clock == Clock::Wall && config.expire_turns_after_ms > 0 {
+        graph.expire_after_ms = Some(config.expire_turns_after_ms);
+    }
     Ok(graph)
 }
 

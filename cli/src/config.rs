@@ -54,6 +54,12 @@ pub struct TopologyConfig {
     /// Records read and not yet durable, per process, above which reading pauses
     /// (backpressure instead of unbounded memory).
     pub max_in_flight: usize,
+    /// A turn met this long (ms) after the gateway received it is expired: it is recorded with
+    /// the timeout handoff its user gets from the gateway (`SWITCHBOARD_GATEWAY_ANSWER_TIMEOUT_MS`,
+    /// 5 000 by default; keep this below it) instead of going through the model. Only an
+    /// overloaded system meets turns this old; expiring them keeps its backlog short, so it
+    /// answers what it can in time and is responsive again soon after a burst. 0 turns it off.
+    pub expire_turns_after_ms: u64,
     /// ClickHouse group commit: at most one insert per table this often, ms; every epoch's rows
     /// wait at most this long for their insert to start.
     pub clickhouse_insert_interval_ms: u64,
@@ -134,6 +140,7 @@ impl Default for TopologyConfig {
             batch_max: 512,
             poll_wait_ms: 20,
             max_in_flight: 50_000,
+            expire_turns_after_ms: 2_000,
             clickhouse_insert_interval_ms: 200,
             group_id: "switchboard-topology".into(),
             input_topic: switchboard_schemas::topics::USER_SAID.into(),

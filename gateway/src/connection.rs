@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_schemas::{Event, EventBody, EventId, HandoffReason, HandoffRequested, SCHEMA_VERSION};
+use switchboard_schemas::{Event, EventBody, HandoffRequested};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -481,21 +481,8 @@ fn spawn_produce(shared: Arc<Shared>, event: Event) {
 /// for a while: the user already got the handoff, the event must not be lost. `said.accepted_at`
 /// is the say's event time (or, at the end of a drain, when the broker acknowledged it).
 async fn record_timeout(shared: &Arc<Shared>, dialogue_id: &str, said: &Unanswered) {
-    let now = crate::hub::now_ms();
-    let latency_ms = u32::try_from((now - said.accepted_at).max(0)).unwrap_or(u32::MAX);
-    let event = Event {
-        event_id: EventId::derived(said.user_said, "gateway-timeout"),
-        dialogue_id: dialogue_id.to_string(),
-        schema_version: SCHEMA_VERSION,
-        occurred_at: now,
-        body: EventBody::HandoffRequested(HandoffRequested {
-            in_reply_to: said.user_said,
-            client_msg_id: said.client_msg_id.clone(),
-            reason: HandoffReason::Timeout,
-            detail: format!("no answer within {} ms", shared.config.answer_timeout.as_millis()),
-            latency_ms,
-        }),
-    };
+    let detail = format!("no answer within {} ms", shared.config.answer_timeout.as_millis());
+    let event = HandoffRequested::timeout(dialogue_id, said.user_said, &said.client_msg_id, said.accepted_at, crate::hub::now_ms(), detail);
     for attempt in 0..5u32 {
         match shared.publisher.publish(&event, &shared.metrics).await {
             Ok(()) => return,

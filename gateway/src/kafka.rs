@@ -269,7 +269,11 @@ async fn read_loop(
                     let outcome = match message.payload().map(decode) {
                         Some(Ok(event)) => {
                             agents.observe(&event);
-                            hub.route(&event)
+                            let outcome = hub.route(&event);
+                            if outcome == "routed" {
+                                metrics.reply_received(&event);
+                            }
+                            outcome
                         }
                         Some(Err(e)) => {
                             tracing::warn!(

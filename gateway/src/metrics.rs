@@ -35,6 +35,7 @@ pub struct Metrics {
     bot_said_records: Family<Reason, Counter>,
     /// Time from produce to broker acknowledgement, in seconds.
     pub produce_latency: Histogram,
+    reply_received_ms: Histogram,
     /// Admin logins, by outcome (accepted, refused, throttled).
     logins: Family<Reason, Counter>,
     /// Hellos and connections refused by an access rule, by reason.
@@ -91,6 +92,12 @@ impl Metrics {
             "Time from producing a user turn to the broker's acknowledgement",
             produce_latency.clone(),
         );
+        let reply_received_ms = Histogram::new(exponential_buckets(0.5, 2.0, 16));
+        registry.register(
+            "reply_received_ms",
+            "Per answered turn, ms from receiving the user's turn to reading its reply from bot.said",
+            reply_received_ms.clone(),
+        );
         let logins = Family::<Reason, Counter>::default();
         registry.register("admin_logins", "Admin logins, by outcome (accepted, refused, throttled)", logins.clone());
         let access_refused = Family::<Reason, Counter>::default();
@@ -115,6 +122,7 @@ impl Metrics {
             answer_timeouts,
             bot_said_records,
             produce_latency,
+            reply_received_ms,
         }
     }
 
@@ -141,6 +149,23 @@ impl Metrics {
     /// Counts a bot.said record by outcome.
     pub fn bot_said(&self, outcome: &'static str) {
         self.bot_said_records.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// For a routed answer or handoff: ms from receiving the user's turn (the reply's time less
+    /// its latency) to reading the reply from `bot.said`.
+    pub fn reply_received(&self, event: &switchboard_schemas::Event) {
+        use switchboard_schemas::EventBody;
+        let latency = match &event.body {
+            EventBody::AnswerGenerated(a) => a.latency_ms,
+            EventBody::HandoffRequested(h) => h.latency_ms,
+            _ => return,
+        };
+        let said_at = event.occurred_at - i64::from(latency);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.reply_received_ms.observe((now - said_at).max(0) as f64);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -10,7 +10,7 @@ use crate::stage::Stage;
 use crate::understand::{Understand, Versions};
 use crate::{pii, render};
 use std::collections::HashMap;
-use switchboard_schemas::{Event, EventBody, Locale, SourceRecord};
+use switchboard_schemas::{Event, EventBody, HandoffRequested, Locale, SourceRecord};
 
 /// Where processing time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,18 @@ fn staged((event, partition, offset, record_time, partition_watermark): (Event, 
     }
 }
 
+/// An expired turn's outputs: its masked `user_said` and the timeout handoff.
+fn expired(turn: Turn, masked: String, now_ms: i64, limit: i64) -> [Stage; 2] {
+    let mut said = turn.event;
+    if let EventBody::UserSaid(body) = &mut said.body {
+        body.text = masked;
+        body.user_id = pii::mask(&body.user_id).into_owned();
+    }
+    let detail = format!("expired: met {} ms after it was said, past the {limit} ms answer timeout", now_ms - said.occurred_at);
+    let handoff = HandoffRequested::timeout(&said.dialogue_id, said.event_id, &turn.said.client_msg_id, said.occurred_at, now_ms, detail);
+    [Stage::Emit(said), Stage::Emit(handoff)]
+}
+
 /// An input event with its free texts PII-masked (an agent's message, a handoff's detail).
 fn masked_input(mut event: Event) -> Event {
     match &mut event.body {
@@ -106,12 +118,19 @@ fn masked_input(mut event: Event) -> Event {
 /// Decodes, masks and analyses one batch of records with the given model and knowledge-base
 /// versions. A record that does not decode becomes a dead letter (and a handoff when it names
 /// its dialogue and message); a batch that cannot be understood does too, turn by turn.
+///
+/// With `expire_after_ms` (live runs only), a turn that has waited longer than that since the
+/// gateway received it is expired: its user already got the gateway's timeout handoff, so it is
+/// not understood or answered (under overload the model's time goes to turns that can still be
+/// answered in time); its one recorded outcome is that same timeout handoff (same derived id as
+/// the gateway's).
 pub fn analyze_batch(
     records: &[SourceRecord],
     understand: &dyn Understand,
     versions: &Versions,
     clock: RecordClock,
     watermarks: &mut PartitionWatermarks,
+    expire_after_ms: Option<i64>,
 ) -> Vec<Stage> {
     let mut out = Vec::with_capacity(records.len() * 2);
     let mut turns: Vec<Pending> = Vec::new();
@@ -122,7 +141,11 @@ pub fn analyze_batch(
         match decode_input(record, now_ms) {
             Ok(Input::Turn(turn)) => {
                 let masked = pii::mask(&turn.said.text).into_owned();
-                turns.push(Pending { turn, masked, record_time: record.timestamp_ms, now_ms, watermark });
+                let waited = now_ms - turn.event.occurred_at.min(record.timestamp_ms);
+                match expire_after_ms.filter(|limit| clock.clock == Clock::Wall && waited > *limit) {
+                    Some(limit) => out.extend(expired(turn, masked, now_ms, limit)),
+                    None => turns.push(Pending { turn, masked, record_time: record.timestamp_ms, now_ms, watermark }),
+                }
             }
             Ok(Input::Action(event)) => out.push(staged(at(masked_input(event)))),
             Err(events) => out.extend(events.into_iter().map(|e| staged(at(e)))),
@@ -184,4 +207,81 @@ pub fn analyze_batch(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::understand::Understanding;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use switchboard_schemas::{encode, EventId, HandoffReason, UserSaid};
+
+    /// Counts the turns it is asked about; knows one intent.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Understand for Counting {
+        fn available_versions(&self) -> Versions {
+            Versions::new()
+        }
+        fn understand(&self, batch: &[(Locale, &str)], _: &Versions) -> crate::Result<Vec<Understanding>> {
+            self.0.fetch_add(batch.len(), Ordering::Relaxed);
+            Ok(batch
+                .iter()
+                .map(|_| Understanding { intent: "greet".into(), confidence: 0.99, model_version: "m".into(), retrieved: None, kb_version: "k".into() })
+                .collect())
+        }
+    }
+
+    fn record(said_at: i64, offset: i64) -> (SourceRecord, Event) {
+        let said = Event::new(
+            "d1",
+            said_at,
+            EventBody::UserSaid(UserSaid { client_msg_id: format!("m{offset}"), user_id: "u".into(), locale: Locale::ZhCn, text: "你好 13800138000".into() }),
+        );
+        let record = SourceRecord { topic: "user.said".into(), partition: 0, offset, timestamp_ms: said_at, key: Some("d1".into()), value: encode(&said) };
+        (record, said)
+    }
+
+    #[test]
+    fn a_turn_met_past_the_limit_is_recorded_with_the_gateways_timeout_handoff_not_understood() {
+        let now = 1_000_000;
+        let (fresh, _) = record(now - 100, 1);
+        let (old, old_said) = record(now - 2_500, 2);
+        let understand = Counting::default();
+        let clock = RecordClock { clock: Clock::Wall, epoch_now: now };
+        let out = analyze_batch(&[old, fresh], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000));
+        assert_eq!(understand.0.load(Ordering::Relaxed), 1, "only the fresh turn went through the model");
+        let handoffs: Vec<&Event> = out
+            .iter()
+            .filter_map(|s| match s {
+                Stage::Emit(e) if matches!(e.body, EventBody::HandoffRequested(_)) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(handoffs.len(), 1);
+        assert_eq!(handoffs[0].event_id, EventId::derived(old_said.event_id, "gateway-timeout"), "the same id the gateway gives it");
+        let EventBody::HandoffRequested(h) = &handoffs[0].body else { unreachable!() };
+        assert_eq!((h.reason, h.in_reply_to, h.client_msg_id.as_str(), h.latency_ms), (HandoffReason::Timeout, old_said.event_id, "m2", 2_500));
+        let recorded_text: Vec<&str> = out
+            .iter()
+            .filter_map(|s| match s {
+                Stage::Emit(Event { body: EventBody::UserSaid(u), .. }) => Some(u.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recorded_text.len(), 2, "both says are recorded");
+        assert!(recorded_text.iter().all(|t| !t.contains("13800138000")), "masked: {recorded_text:?}");
+        assert_eq!(out.iter().filter(|s| matches!(s, Stage::Turn { .. })).count(), 1, "only the fresh turn reaches the session");
+    }
+
+    #[test]
+    fn record_time_never_expires() {
+        let (old, _) = record(1_000, 1);
+        let understand = Counting::default();
+        let clock = RecordClock { clock: Clock::Virtual, epoch_now: 1_000_000 };
+        let out = analyze_batch(&[old], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000));
+        assert_eq!(understand.0.load(Ordering::Relaxed), 1);
+        assert_eq!(out.iter().filter(|s| matches!(s, Stage::Turn { .. })).count(), 1);
+    }
 }

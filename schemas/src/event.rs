@@ -428,6 +428,29 @@ pub struct HandoffRequested {
     pub latency_ms: u32,
 }
 
+impl HandoffRequested {
+    /// The handoff recorded for a say that got no reply within the gateway's answer timeout
+    /// (reason `timeout`): the gateway writes it when it hands the user off, and the topology
+    /// writes the same event when it meets the say too late to answer (an expired turn). Its
+    /// id derives from the say's, so however many times and by whom it is written, it is one
+    /// event. `said_at` is the say's event time, `now` this event's.
+    pub fn timeout(dialogue_id: &str, user_said: EventId, client_msg_id: &str, said_at: i64, now: i64, detail: String) -> Event {
+        Event {
+            event_id: EventId::derived(user_said, "gateway-timeout"),
+            dialogue_id: dialogue_id.to_string(),
+            schema_version: crate::SCHEMA_VERSION,
+            occurred_at: now,
+            body: EventBody::HandoffRequested(HandoffRequested {
+                in_reply_to: user_said,
+                client_msg_id: client_msg_id.to_string(),
+                reason: HandoffReason::Timeout,
+                detail,
+                latency_ms: u32::try_from((now - said_at).max(0)).unwrap_or(u32::MAX),
+            }),
+        }
+    }
+}
+
 /// Why a dialogue closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -100,13 +100,18 @@ impl LiveOutputs {
     /// Everything after the first send: retries of the replies, then the group insert.
     async fn finish(
         self: Arc<Self>,
+        started: Instant,
         first_send: impl std::future::Future<Output = Result<()>>,
         replies: Vec<Event>,
         dead: Vec<Event>,
         events: Vec<Event>,
         sessions: Vec<SessionRow>,
     ) -> Result<()> {
-        if let Err(e) = first_send.await {
+        let sent = first_send.await;
+        if let (Ok(()), Some(observer)) = (&sent, &self.observer) {
+            observer.replies_acked(&replies);
+        }
+        if let Err(e) = sent {
             let mut last = e;
             let started = Instant::now();
             let mut backoff = std::time::Duration::from_millis(100);
@@ -126,7 +131,11 @@ impl LiveOutputs {
                 }
             }
         }
-        self.commits.write(events, sessions).await
+        self.commits.write(events, sessions).await?;
+        if let Some(observer) = &self.observer {
+            observer.durable(started.elapsed(), &replies);
+        }
+        Ok(())
     }
 
     fn renew_producer(&self) {
@@ -170,11 +179,8 @@ impl EventSink for LiveSink {
         let count = events.len() + rows.len();
         outputs.in_flight.fetch_add(count, Ordering::Relaxed);
         self.outputs.runtime.spawn(async move {
-            let result = outputs.clone().finish(first_send, replies, dead, events, rows).await;
+            let result = outputs.clone().finish(started, first_send, replies, dead, events, rows).await;
             outputs.in_flight.fetch_sub(count, Ordering::Relaxed);
-            if let (Ok(()), Some(observer)) = (&result, &outputs.observer) {
-                observer.durable(started.elapsed());
-            }
             done(result);
         });
     }

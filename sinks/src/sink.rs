@@ -33,8 +33,11 @@ pub trait FlushObserver: Send + Sync {
     /// The graph handed `events` of one epoch to the sink (replies are on their way).
     fn handed_over(&self, events: &[Event]);
 
-    /// An epoch became durable `took` after the sink received it.
-    fn durable(&self, took: Duration);
+    /// The broker acknowledged an epoch's `replies`.
+    fn replies_acked(&self, _replies: &[Event]) {}
+
+    /// An epoch became durable `took` after the sink received it; `replies` were its replies.
+    fn durable(&self, took: Duration, replies: &[Event]);
 
     /// ClickHouse took one group insert of `rows` rows into `table` in `took`.
     fn inserted(&self, _table: &str, _rows: usize, _took: Duration) {}

@@ -9,6 +9,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 use std::time::Duration;
+use crate::time::wall_clock_ms;
 use switchboard_schemas::{Event, EventBody};
 
 type Labels = Vec<(String, String)>;
@@ -24,7 +25,12 @@ pub struct Metrics {
     committed_epochs: Counter,
     clickhouse_inserts: Family<Labels, Counter>,
     clickhouse_rows: Family<Labels, Counter>,
+    turn_stage_ms: Family<Labels, Histogram>,
     live: std::sync::Arc<crate::aggregates::LiveAggregates>,
+}
+
+fn stage_ms_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.5, 2.0, 16))
 }
 
 fn latency_histogram() -> Histogram {
@@ -57,6 +63,14 @@ impl Metrics {
         let clickhouse_rows = Family::<Labels, Counter>::default();
         registry.register("clickhouse_inserts", "Group inserts into ClickHouse, by table", clickhouse_inserts.clone());
         registry.register("clickhouse_rows", "Rows written by the group inserts, by table", clickhouse_rows.clone());
+        let turn_stage_ms = Family::<Labels, Histogram>::new_with_constructor(stage_ms_histogram as fn() -> Histogram);
+        registry.register(
+            "turn_stage_ms",
+            "Per turn, ms from the gateway receiving it to reaching a stage: polled (read from the broker), \
+             understood, decided (the session's answer or handoff), handed_over (reply given to the producer), \
+             reply_acked (the broker acknowledged the reply), durable (its epoch's rows in ClickHouse)",
+            turn_stage_ms.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             records_in,
@@ -67,6 +81,7 @@ impl Metrics {
             committed_epochs,
             clickhouse_inserts,
             clickhouse_rows,
+            turn_stage_ms,
             live: std::sync::Arc::new(crate::aggregates::LiveAggregates::new()),
         }
     }
@@ -86,15 +101,30 @@ impl Metrics {
         self.stage_seconds.get_or_create(&vec![("stage".into(), stage.into())]).observe(took.as_secs_f64());
     }
 
-    /// Records events handed to the sinks: events out by kind, reply latencies.
+    /// Records events handed to the sinks: events out by kind, reply latencies (the
+    /// `decided` and `handed_over` stages of each answered turn).
     pub fn record_out(&self, events: &[Event]) {
+        let now = wall_clock_ms();
+        let decided = self.turn_stage_ms.get_or_create(&vec![("stage".into(), "decided".into())]);
+        let handed_over = self.turn_stage_ms.get_or_create(&vec![("stage".into(), "handed_over".into())]);
         for e in events {
             self.events_out.get_or_create(&vec![("kind".into(), e.kind().as_str().into())]).inc();
-            match &e.body {
-                EventBody::AnswerGenerated(a) => self.turn_latency_ms.observe(f64::from(a.latency_ms)),
-                EventBody::HandoffRequested(h) => self.turn_latency_ms.observe(f64::from(h.latency_ms)),
-                _ => {}
+            if let Some(said_at) = said_at(e) {
+                let latency = e.occurred_at - said_at;
+                self.turn_latency_ms.observe(latency as f64);
+                decided.observe(latency as f64);
+                handed_over.observe((now - said_at).max(0) as f64);
             }
+        }
+    }
+
+    /// Records, for turns the gateway received at `said_at` (ms), how long they took to reach
+    /// `stage` (now).
+    pub fn record_turn_stage(&self, stage: &str, said_at: impl IntoIterator<Item = i64>) {
+        let now = wall_clock_ms();
+        let histogram = self.turn_stage_ms.get_or_create(&vec![("stage".into(), stage.into())]);
+        for at in said_at {
+            histogram.observe((now - at).max(0) as f64);
         }
     }
 
@@ -118,13 +148,29 @@ impl Metrics {
     }
 }
 
+/// When the gateway received the turn an answer or handoff replies to (ms): the reply's time
+/// less its latency.
+fn said_at(event: &Event) -> Option<i64> {
+    let latency = match &event.body {
+        EventBody::AnswerGenerated(a) => a.latency_ms,
+        EventBody::HandoffRequested(h) => h.latency_ms,
+        _ => return None,
+    };
+    Some(event.occurred_at - i64::from(latency))
+}
+
 impl switchboard_sinks::FlushObserver for Metrics {
     fn handed_over(&self, events: &[Event]) {
         self.record_out(events);
     }
 
-    fn durable(&self, took: Duration) {
+    fn durable(&self, took: Duration, replies: &[Event]) {
         self.record_stage("sink", took);
+        self.record_turn_stage("durable", replies.iter().filter_map(said_at));
+    }
+
+    fn replies_acked(&self, replies: &[Event]) {
+        self.record_turn_stage("reply_acked", replies.iter().filter_map(said_at));
     }
 
     fn inserted(&self, table: &str, rows: usize, took: Duration) {

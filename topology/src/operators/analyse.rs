@@ -26,6 +26,7 @@ pub trait AnalyseStream<'s> {
         versions: VecCollection<'s, Time, VersionRecord, isize>,
         understand: Arc<dyn Understand>,
         clock: Clock,
+        expire_after_ms: Option<u64>,
         metrics: Option<Arc<Metrics>>,
     ) -> Stream<'s, Time, Vec<Stage>>;
 }
@@ -36,8 +37,10 @@ impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
         versions: VecCollection<'s, Time, VersionRecord, isize>,
         understand: Arc<dyn Understand>,
         clock: Clock,
+        expire_after_ms: Option<u64>,
         metrics: Option<Arc<Metrics>>,
     ) -> Stream<'s, Time, Vec<Stage>> {
+        let expire = expire_after_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
         self.clone()
             .binary_frontier(versions.inner, Pipeline, Pipeline, "Analyse", move |_cap, _info| {
                 let mut stash: BTreeMap<Time, (Capability<Time>, Vec<SourceRecord>)> = BTreeMap::new();
@@ -61,9 +64,12 @@ impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
                         let started = std::time::Instant::now();
                         let pinned = versions_as_of.at(time);
                         let now = RecordClock { clock, epoch_now: clock.now(time) };
-                        let staged = analyze_batch(&records, understand.as_ref(), &pinned, now, &mut watermarks);
+                        let staged = analyze_batch(&records, understand.as_ref(), &pinned, now, &mut watermarks, expire);
                         if let Some(m) = &metrics {
                             m.record_stage("understand", started.elapsed());
+                            if clock == Clock::Wall {
+                                m.record_turn_stage("understood", records.iter().map(|r| r.timestamp_ms));
+                            }
                         }
                         output.session(&cap).give_iterator(staged.into_iter());
                     }

@@ -285,6 +285,9 @@ fn drive(
             let n = batch.len();
             records_read += n as u64;
             metrics.record_in(n);
+            if options.clock == Clock::Wall {
+                metrics.record_turn_stage("polled", batch.iter().map(|r| r.timestamp_ms));
+            }
             if let Some(bar) = bar {
                 bar.inc(n as u64);
             }

@@ -190,7 +190,7 @@ pub fn reference_in_input_order(records: &[SourceRecord], understand: &KeywordUn
     let mut out = Vec::new();
     for record in ordered {
         let clock = RecordClock { clock: Clock::Virtual, epoch_now: record.timestamp_ms };
-        for stage in analyze_batch(std::slice::from_ref(record), understand, &versions, clock, &mut watermarks) {
+        for stage in analyze_batch(std::slice::from_ref(record), understand, &versions, clock, &mut watermarks, None) {
             match stage {
                 Stage::Emit(event) => out.push(event),
                 Stage::Turn { analysis, partition, record_time, partition_watermark, .. } => {
