@@ -3,5 +3,5 @@
 # (or a test) started it (their data stays in SWITCHBOARD_STATE).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-for name in gateway topology tansu clickhouse; do stop_pidfile "$name"; done
+for name in gateway topology broker clickhouse; do stop_pidfile "$name"; done
 stop_secure_kafka

@@ -7,7 +7,7 @@ CACHE=${SWITCHBOARD_CACHE:-$HOME/.cache/switchboard}
 KAFKA_PORT=${SWITCHBOARD_KAFKA_PORT:-9092}
 CLICKHOUSE_HTTP_PORT=${SWITCHBOARD_CLICKHOUSE_HTTP_PORT:-8123}
 CLICKHOUSE_TCP_PORT=${SWITCHBOARD_CLICKHOUSE_TCP_PORT:-9000}
-TANSU_VERSION=0.6.0
+NISSHI_VERSION=0.8.1
 export PATH="$HOME/.cargo/bin:$PATH"
 mkdir -p "$STATE" "$CACHE"
 
@@ -41,37 +41,47 @@ apt_install() {
   fi
 }
 
-# ---------- tansu (Kafka protocol broker) ----------
+# ---------- nisshi (Kafka protocol broker; tansu renamed) ----------
+# nisshi answers a waiting fetch as soon as a record is produced, so clients long-poll
+# (fetch.wait.max.ms 500) at no latency cost and an idle system leaves the broker idle.
 
-install_tansu() {
-  if command -v tansu >/dev/null && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+install_broker() {
+  if command -v nisshi >/dev/null && nisshi --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
     return 0
   fi
-  say "installing tansu $TANSU_VERSION with sqlite storage (cargo install; 12-27 min the first time)"
-  cargo install "tansu@$TANSU_VERSION" --locked --features libsql >"$CACHE/tansu-install.log" 2>&1 \
-    || die "cargo install tansu failed; see $CACHE/tansu-install.log"
+  # Its rama 0.4 dependencies declare rustc 1.96; it builds and runs with 1.95 (SERVICES.md).
+  say "installing nisshi $NISSHI_VERSION (cargo install; 11-20 min the first time)"
+  cargo install nisshi --version "$NISSHI_VERSION" --locked --ignore-rust-version >"$CACHE/nisshi-install.log" 2>&1 \
+    || die "cargo install nisshi failed; see $CACHE/nisshi-install.log"
 }
 
-kafka_ready() { timeout 2 tansu topic list --broker "tcp://127.0.0.1:$KAFKA_PORT"; }
+kafka_ready() { timeout 2 nisshi topic list --broker "tcp://127.0.0.1:$KAFKA_PORT"; }
 
-start_tansu() {
-  if kafka_ready >/dev/null 2>&1; then say "tansu already answering on 127.0.0.1:$KAFKA_PORT"; return 0; fi
-  mkdir -p "$STATE/tansu"
-  say "starting tansu on 127.0.0.1:$KAFKA_PORT (data: $STATE/tansu/tansu.db)"
+start_broker() {
+  if kafka_ready >/dev/null 2>&1; then say "nisshi already answering on 127.0.0.1:$KAFKA_PORT"; return 0; fi
+  mkdir -p "$STATE/nisshi"
+  say "starting nisshi on 127.0.0.1:$KAFKA_PORT (data: $STATE/nisshi/nisshi.db)"
   # The sqlite path is taken relative to the working directory, so start from the data dir.
-  ( cd "$STATE/tansu" && exec setsid tansu broker \
+  ( cd "$STATE/nisshi" && exec setsid nisshi broker \
       --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      --storage-engine sqlite://tansu.db ${TANSU_EXTRA_ARGS:-} \
-      >>"$STATE/tansu/broker.log" 2>&1 ) &
-  echo $! >"$STATE/tansu.pid"
-  wait_until 30 "tansu" kafka_ready || die "tansu did not answer within 30 s; see $STATE/tansu/broker.log"
+      --storage-engine sqlite://nisshi.db ${BROKER_EXTRA_ARGS:-} \
+      >>"$STATE/nisshi/broker.log" 2>&1 ) &
+  echo $! >"$STATE/broker.pid"
+  wait_until 30 "nisshi" kafka_ready || die "nisshi did not answer within 30 s; see $STATE/nisshi/broker.log"
+}
+
+# stop_broker: SIGTERM (nisshi takes about 5 s to free its port), then waits for the port.
+stop_broker() {
+  stop_pidfile broker
+  wait_until 15 "broker port free" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT) 2>/dev/null" \
+    || die "the broker port $KAFKA_PORT is still taken 15 s after the broker stopped"
 }
 
 # user.said holds what users typed, unmasked: it keeps records for
-# SWITCHBOARD_USER_SAID_RETENTION_MS (default 7 days). tansu trims a topic only when its
+# SWITCHBOARD_USER_SAID_RETENTION_MS (default 7 days). The broker trims a topic only when its
 # cleanup.policy says delete, so both are set (README "Retention"). Applied at creation only:
-# tansu's CLI cannot change the configuration of an existing topic.
+# the broker's CLI cannot change the configuration of an existing topic.
 create_topics() {
   local existing; existing=$(kafka_ready 2>/dev/null || true)
   local retention=${SWITCHBOARD_USER_SAID_RETENTION_MS:-604800000}
@@ -81,7 +91,7 @@ create_topics() {
       local config=()
       [ "$topic" = user.said ] && config=(--config cleanup.policy=delete --config "retention.ms=$retention")
       say "creating topic $topic (${SWITCHBOARD_PARTITIONS:-8} partitions${config:+, retention $retention ms})"
-      timeout 10 tansu topic create "$topic" --partitions "${SWITCHBOARD_PARTITIONS:-8}" "${config[@]}" \
+      timeout 10 nisshi topic create "$topic" --partitions "${SWITCHBOARD_PARTITIONS:-8}" "${config[@]}" --silent \
         --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null || die "could not create topic $topic"
     fi
   done

@@ -3,5 +3,5 @@
 # the crash tests. Waits until it answers.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-stop_pidfile tansu
-start_tansu
+stop_broker
+start_broker

@@ -7,7 +7,7 @@
 # Idempotent: a second run on a warm machine returns at once.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-install_tansu
+install_broker
 start_secure_kafka
 cat <<ENV
 # SASL over plaintext:
