@@ -396,6 +396,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Replay { range, output_topic, workers, config } => {
             let range = range.parse()?;
             let report = commands::replay(&range, output_topic, workers, config.as_deref(), &runtime()?)?;
+            if report.records == 0 {
+                eprintln!("switchboard replay: the range holds no records (nothing was written); check --from-… and --to-… against the topic's first and last records");
+            }
             println!(
                 "{}",
                 serde_json::json!({

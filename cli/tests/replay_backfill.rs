@@ -194,6 +194,21 @@ async fn replay_is_idempotent_over_offset_and_time_ranges() {
     );
     assert_eq!(reply_counts(&clickhouse, &by_time).await, (in_range.len() as u64, in_range.len() as u64));
 
+    // 2b. A time bound past the newest record means "up to the end", not "nothing"; a range
+    // after the newest record is empty and says so.
+    let open_ended = format!("sbtest_rpo_{}", &run[..16]);
+    create_database(&clickhouse, &open_ended).await;
+    let later = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64 + 3_600_000).to_string();
+    let to_end = replay(&["--from-time", &from_ms.to_string(), "--to-time", &later], &config, &open_ended, &work.join("replay-open.log"));
+    let from_on = turns.iter().filter(|(ts, _)| *ts >= from_ms).count();
+    assert_eq!(to_end.records as usize, from_on, "--to-time after the newest record reads up to the end");
+    let empty_log = work.join("replay-empty.log");
+    let empty = replay(&["--from-time", &later], &config, &open_ended, &empty_log);
+    assert_eq!(empty.records, 0);
+    let said = std::fs::read_to_string(&empty_log).expect("stderr of the empty replay");
+    assert!(said.contains("holds no records"), "an empty range says so on stderr: {said}");
+    drop_database(&clickhouse, &open_ended).await;
+
     // 3. Replay never commits offsets: the topology's group still starts from the beginning,
     // and replay's own group has nothing committed either.
     assert!(committed_offsets(&kafka, &input, &group, PARTITIONS).is_empty(), "replay moved the topology's committed offsets");

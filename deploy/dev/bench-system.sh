@@ -74,9 +74,15 @@ gateway_files_ok() {
   return 1
 }
 
+# The gateway this script starts serves /metrics on its admin listener to a bearer token, so
+# each step's report can say where the time went (deploy/dev/bench_breakdown.py).
+admin_listen=${SWITCHBOARD_GATEWAY_ADMIN_LISTEN:-127.0.0.1:8081}
+metrics_token="$STATE/bench-metrics-token"
 start_gateway() {
   say "starting the gateway on $listen (log: $STATE/gateway.log)"
-  ( exec setsid "$bin" gateway --listen "$listen" >>"$STATE/gateway.log" 2>&1 ) &
+  [ -s "$metrics_token" ] || (umask 077; head -c 24 /dev/urandom | base64 >"$metrics_token")
+  ( export SWITCHBOARD_GATEWAY_METRICS_TOKEN_FILE="$metrics_token"
+    exec setsid "$bin" gateway --listen "$listen" --admin-listen "$admin_listen" >>"$STATE/gateway.log" 2>&1 ) &
   echo $! >"$STATE/gateway.pid"
 }
 
@@ -115,6 +121,17 @@ else
 fi
 wait_until 60 gateway curl -sf "http://$listen/healthz" || die "the gateway did not answer within 60 s; see $STATE/gateway.log"
 pid_alive topology || die "the topology exited; see $STATE/topology.log"
+
+export SWITCHBOARD_BENCH_GATEWAY_METRICS="http://$admin_listen/metrics" SWITCHBOARD_BENCH_GATEWAY_TOKEN_FILE="$metrics_token"
+pids() {
+  local out="" name
+  for name in topology gateway broker clickhouse; do
+    [ -f "$STATE/$name.pid" ] && out+="$name=$(cat "$STATE/$name.pid") "
+  done
+  echo "$out"
+}
+export SWITCHBOARD_BENCH_PIDS="$(pids)"
+breakdown=("$ROOT/deploy/dev/bench_breakdown.py")
 
 run_dir="$STATE/bench/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$run_dir"
@@ -165,8 +182,12 @@ step() {
     say "  note: above the gateway's per-connection limit (SWITCHBOARD_GATEWAY_RATE_PER_SEC=${SWITCHBOARD_GATEWAY_RATE_PER_SEC:-5}):" \
         "rate_limited errors are expected; raise it for the gateway or use more connections"
   fi
+  "${breakdown[@]}" snapshot "$run_dir/$mix-$rate.before.json"
   "$bin" loadgen --url "$url" --connections "$connections" --rate "$rate" --duration "$duration" --mix "$mix" \
     >"$report" 2>"$run_dir/$mix-$rate.log" || die "loadgen failed; see $run_dir/$mix-$rate.log"
+  "${breakdown[@]}" snapshot "$run_dir/$mix-$rate.after.json"
+  "${breakdown[@]}" report "$run_dir/$mix-$rate.before.json" "$run_dir/$mix-$rate.after.json" >"$run_dir/$mix-$rate.breakdown.json"
+  say "  where the time went: $(cat "$run_dir/$mix-$rate.breakdown.json")"
   pid_alive topology || die "the topology exited during the run; see $STATE/topology.log"
   local v; v=$(verdict "$report" "$connections")
   python3 - "$report" "$v" <<'PY' >&2
@@ -178,7 +199,14 @@ PY
   [ "$v" = pass ]
 }
 
-rows=()
+# Idle: everything up, no turns, for 10 s.
+"${breakdown[@]}" snapshot "$run_dir/idle-before.json"
+sleep 10
+"${breakdown[@]}" snapshot "$run_dir/idle-after.json"
+"${breakdown[@]}" report "$run_dir/idle-before.json" "$run_dir/idle-after.json" >"$run_dir/idle.json"
+say "idle 10 s, CPU in % of one core: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cpu_pct_of_core"])' "$run_dir/idle.json")"
+
+rows=() details=()
 for mix in $mixes; do
   drain
   best="" failed=""
@@ -196,6 +224,16 @@ for mix in $mixes; do
   done
   # The row shows the highest passing step, or the lowest (failing) one when none passed.
   shown=${best:-$failed}
+  details+=("$(python3 - "$run_dir/$mix-$shown.breakdown.json" "$mix" "$shown" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+stages = ", ".join(f"{k} {v}" for k, v in b["turn_stage_mean_ms"].items() if v is not None)
+cpu = ", ".join(f"{k} {v} %" for k, v in b["cpu_pct_of_core"].items())
+ch = "; ".join(f"{t}: {v['inserts_per_s']} inserts/s of {v['rows_per_insert']} rows" for t, v in b["clickhouse"].items())
+print(f"- {sys.argv[2]} at {sys.argv[3]} turns/s: mean ms since the gateway received the turn: {stages}. "
+      f"CPU (% of one core): {cpu}; machine busy {b['machine_busy_pct']} %. ClickHouse {ch}.")
+PY
+)")
   rows+=("$(python3 - "$run_dir/$mix-$shown.json" "$mix" "$connections" "${best:-}" "${high:-}" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -213,5 +251,8 @@ done
   echo "| mix | connections | highest passing rate (turns/s) | first failing rate | sent | answered + handoffs + queued | errors + timeouts | p50 | p95 | p99 | max |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "Where the time went (deploy/dev/bench_breakdown.py; idle: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cpu_pct_of_core"])' "$run_dir/idle.json") % of one core):"
+  printf '%s\n' "${details[@]}"
 } | tee "$run_dir/summary.md"
 say "raw reports and summary in $run_dir"

@@ -20,9 +20,9 @@ use crate::ownership::{
     OWNERSHIP_ROLE, WAIT_TIMEOUT_ROLE,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use switchboard_schemas::session::Ownership;
+use switchboard_schemas::session::{Ownership, RECENT_REPLIES};
 use switchboard_schemas::{
-    AgentAction, AgentSaid, AnswerGenerated, CloseReason, DialogueClosed, Event, EventBody,
+    AgentAction, AgentSaid, AnswerGenerated, CloseReason, DialogueClosed, Event, EventBody, EventId,
     HandoffRequested, IntentRecognized, KnowledgeRetrieved, Locale, OwnershipReason, RefusalReason, TurnQueued,
 };
 
@@ -133,6 +133,11 @@ impl Sessions {
     /// A wait that ran out before the turn first goes back to the bot (see [`OnWaitTimeout`]).
     pub fn on_turn(&mut self, turn: TurnAnalysis, seen_at_ms: i64, now_ms: i64) -> Vec<Event> {
         let said = &turn.said;
+        if let Some(again) = self.open.get(&said.dialogue_id).and_then(|state| reply_to(state, said.event_id)) {
+            // The same say again (a retry through another gateway): applied once, answered
+            // again with the same reply (same id) for whichever gateway holds the user now.
+            return vec![again];
+        }
         self.changed.insert(said.dialogue_id.clone());
         let mut out: Vec<Event> = self.expire_wait(&said.dialogue_id, seen_at_ms).into_iter().collect();
         let state = self.open.entry(said.dialogue_id.clone()).or_default();
@@ -178,7 +183,9 @@ impl Sessions {
                 masked_text: turn.masked_text.clone(),
                 agent: state.owner.agent().map(String::from),
             };
-            out.push(Event::caused_by(said, REPLY_ROLE, now_ms, EventBody::TurnQueued(queued)));
+            let reply = Event::caused_by(said, REPLY_ROLE, now_ms, EventBody::TurnQueued(queued));
+            remember_reply(state, &reply);
+            out.push(reply);
             self.evict_over_capacity(&mut out);
             return out;
         }
@@ -213,7 +220,9 @@ impl Sessions {
             EventBody::HandoffRequested(h) => Some(h.reason),
             _ => None,
         };
-        out.push(Event::caused_by(said, REPLY_ROLE, now_ms, body));
+        let reply = Event::caused_by(said, REPLY_ROLE, now_ms, body);
+        remember_reply(state, &reply);
+        out.push(reply);
         if let Some(reason) = handoff {
             out.push(Change::handoff(reason).event(&said.dialogue_id, said.event_id, OWNERSHIP_ROLE, now_ms));
         }
@@ -515,3 +524,26 @@ mod tests;
 #[cfg(test)]
 #[path = "session_ownership_tests.rs"]
 mod ownership_tests;
+
+/// The reply already given to the say `said`, if the dialogue still remembers it.
+fn reply_to(state: &DialogueState, said: EventId) -> Option<Event> {
+    state.recent_replies.iter().find(|reply| reply_in_reply_to(reply) == Some(said)).cloned()
+}
+
+/// Remembers `reply` as the answer to its say, forgetting the oldest beyond [`RECENT_REPLIES`].
+fn remember_reply(state: &mut DialogueState, reply: &Event) {
+    if state.recent_replies.len() >= RECENT_REPLIES {
+        state.recent_replies.remove(0);
+    }
+    state.recent_replies.push(reply.clone());
+}
+
+/// The say a reply answers.
+fn reply_in_reply_to(reply: &Event) -> Option<EventId> {
+    match &reply.body {
+        EventBody::AnswerGenerated(a) => Some(a.in_reply_to),
+        EventBody::HandoffRequested(h) => Some(h.in_reply_to),
+        EventBody::TurnQueued(q) => Some(q.in_reply_to),
+        _ => None,
+    }
+}

@@ -166,3 +166,23 @@ fn capacity_bound_closes_the_least_recent_dialogue() {
     assert!(out.iter().any(|e| e.dialogue_id == "a" && matches!(e.body, EventBody::DialogueClosed(_))));
     assert_eq!(s.len(), 2);
 }
+
+#[test]
+fn a_say_sent_again_is_applied_once_and_answered_again_with_the_same_reply() {
+    let mut s = Sessions::new(SessionConfig::default());
+    let first = turn("d", 1000, "我要退货", "return_goods", 0.95, Some(return_entry()));
+    let mut again = first.clone();
+    // The retry comes through another gateway, later; its id is the same (dialogue + client_msg_id).
+    again.said.occurred_at = 3000;
+    let out = s.on_turn(first, 1000, 1100);
+    let answer = out.last().cloned().expect("a reply");
+    let turns_before = s.get("d").map(|d| (d.turns, d.pending.clone()));
+    let out_again = s.on_turn(again, 3000, 3100);
+    assert_eq!(out_again, vec![answer], "only the same reply, with the same id and text");
+    assert_eq!(s.get("d").map(|d| (d.turns, d.pending.clone())), turns_before, "the state did not change");
+    // A new say is applied as usual.
+    let out = s.on_turn(turn("d", 4000, "12345678", "out_of_scope", 0.2, None), 4000, 4100);
+    let EventBody::AnswerGenerated(done) = reply(&out) else { panic!("{out:?}") };
+    assert_eq!(done.text, "订单 12345678 的退货申请已提交。");
+    assert_eq!(s.get("d").map(|d| d.turns), Some(2));
+}

@@ -10,6 +10,9 @@ use std::fmt;
 #[serde(transparent)]
 pub struct EventId(pub uuid::Uuid);
 
+/// The UUID namespace of say ids ([`EventId::for_say`]); never changes.
+const SAY_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5b1c_0a2d_7e4f_4c38_9a61_3d2e_8f70_b5c4);
+
 impl EventId {
     /// A fresh time-ordered id (UUIDv7).
     pub fn new_v7() -> Self {
@@ -36,6 +39,17 @@ impl EventId {
         bytes[6] = (bytes[6] & 0x0f) | 0x80;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         EventId(uuid::Uuid::from_bytes(bytes))
+    }
+
+    /// The id of a user's say: a name-based UUID (v5, SHA-1) of the dialogue and the client's
+    /// message id, so the same say sent again — a retry after a reconnect, through any gateway —
+    /// is the same event, and the session applies it once.
+    pub fn for_say(dialogue_id: &str, client_msg_id: &str) -> Self {
+        let mut name = Vec::with_capacity(dialogue_id.len() + client_msg_id.len() + 1);
+        name.extend_from_slice(dialogue_id.as_bytes());
+        name.push(0);
+        name.extend_from_slice(client_msg_id.as_bytes());
+        EventId(uuid::Uuid::new_v5(&SAY_NAMESPACE, &name))
     }
 
     /// The id with these 16 raw bytes.

@@ -162,7 +162,8 @@ impl KafkaSource {
             StartPosition::Time(ts) => {
                 let found = offsets_for_time(&consumer, topic, &partitions, *ts)?;
                 for &p in &partitions {
-                    starts.insert(p, found.get(&p).copied().unwrap_or(low_high[&p].1));
+                    let (low, high) = low_high[&p];
+                    starts.insert(p, found.get(&p).copied().filter(|o| (low..=high).contains(o)).unwrap_or(high));
                 }
             }
         }
@@ -173,8 +174,18 @@ impl KafkaSource {
                 Some(partitions.iter().map(|p| (*p, map.get(p).copied().unwrap_or(low_high[p].1))).collect())
             }
             Some(EndPosition::Time(ts)) => {
+                // A bound past the newest record (no record at or after it) means "up to the
+                // end": the high watermark, whatever the broker answers for such a time.
                 let found = offsets_for_time(&consumer, topic, &partitions, *ts)?;
-                Some(partitions.iter().map(|p| (*p, found.get(p).copied().unwrap_or(low_high[p].1))).collect())
+                Some(
+                    partitions
+                        .iter()
+                        .map(|p| {
+                            let (low, high) = low_high[p];
+                            (*p, found.get(p).copied().filter(|o| (low..=high).contains(o)).unwrap_or(high))
+                        })
+                        .collect(),
+                )
             }
         };
 

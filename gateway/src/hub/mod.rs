@@ -192,7 +192,7 @@ impl Hub {
         }
         d.make_room();
         d.msgs.put(client_msg_id.to_string(), Msg::Producing);
-        let event = Event::new(
+        let mut event = Event::new(
             dialogue_id,
             now_ms(),
             EventBody::UserSaid(UserSaid {
@@ -202,6 +202,8 @@ impl Hub {
                 text: text.to_string(),
             }),
         );
+        // The same say sent again (after a reconnect, to any gateway) is the same event.
+        event.event_id = EventId::for_say(dialogue_id, client_msg_id);
         SayDecision::Produce(Box::new(event))
     }
 
