@@ -197,23 +197,19 @@ install_chromium() {
 }
 
 # ---------- secure Kafka (SASL SCRAM-SHA-512, and TLS) for the security tests ----------
-# A second and third tansu beside the shared plain one (never touched), each with its own data
+# Two more nisshi brokers beside the shared plain one (never touched), each with its own data
 # dir and users:
-#   127.0.0.1:$SECURE_KAFKA_PORT  SASL_PLAINTEXT (tansu --authentication)
-#   127.0.0.1:$SECURE_KAFKA_TLS_PORT  SASL_SSL: stunnel terminates TLS (certificates from
-#     deploy/tls/make-test-ca.sh, own copy in $SECURE_KAFKA_DIR/tls) in front of a tansu --authentication on
-#     $SECURE_KAFKA_TLS_BACKEND_PORT that advertises the TLS port. tansu 0.6.0 cannot serve TLS
-#     itself: its `--cert` and `--key` share a clap group that allows only one of them, and
-#     with one alone TLS stays off.
+#   127.0.0.1:$SECURE_KAFKA_PORT      SASL_PLAINTEXT (nisshi --authentication)
+#   127.0.0.1:$SECURE_KAFKA_TLS_PORT  SASL_SSL: nisshi --authentication with its own TLS
+#     (--cert/--key: the listener accepts TLS only; certificates from deploy/tls/make-test-ca.sh,
+#     own copy in $SECURE_KAFKA_DIR/tls)
 # User `switchboard`, password in $STATE/kafka-secure/switchboard.password (random, mode 600).
 SECURE_KAFKA_PORT=${SWITCHBOARD_SECURE_KAFKA_PORT:-9094}
 SECURE_KAFKA_TLS_PORT=${SWITCHBOARD_SECURE_KAFKA_TLS_PORT:-9095}
-SECURE_KAFKA_TLS_BACKEND_PORT=${SWITCHBOARD_SECURE_KAFKA_TLS_BACKEND_PORT:-9096}
 SECURE_KAFKA_DIR="$STATE/kafka-secure"
 
 port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-install_stunnel() { command -v stunnel4 >/dev/null || apt_install stunnel4; }
+port_free() { ! port_open "$1"; }
 
 # secure_kafka_password: the `switchboard` user's password (created once).
 secure_kafka_password() {
@@ -225,79 +221,66 @@ secure_kafka_password() {
   cat "$f"
 }
 
-# start_secure_tansu NAME LISTEN_PORT ADVERTISED_PORT: a tansu with --authentication in
-# $STATE/NAME whose users were created while it ran without it.
-start_secure_tansu() {
-  local name=$1 port=$2 advertised=$3 dir="$STATE/$1"
-  if pid_alive "$name" && port_open "$port"; then return 0; fi
+# secure_broker_running NAME PORT: the broker recorded in $STATE/NAME.pid is a nisshi and PORT
+# is open.
+secure_broker_running() {
+  pid_alive "$1" && [ "$(ps -o comm= -p "$(cat "$STATE/$1.pid")")" = nisshi ] && port_open "$2"
+}
+
+# start_secure_broker NAME PORT [BROKER ARGS...]: a nisshi with --authentication (and the given
+# arguments, e.g. --cert/--key) on 127.0.0.1:PORT, data in $STATE/NAME. Its user and topics are
+# created first, while it runs once with neither authentication nor TLS (nisshi's own CLI
+# cannot log in, nor connect to a TLS listener).
+start_secure_broker() {
+  local name=$1 port=$2 dir="$STATE/$1"; shift 2
+  if secure_broker_running "$name" "$port"; then return 0; fi
   stop_pidfile "$name"
+  wait_until 15 "$name port free" port_free "$port" || die "port $port is taken by something else"
   mkdir -p "$dir"; chmod 700 "$dir"
   launch() {
-    ( cd "$dir" && exec setsid tansu broker \
+    ( cd "$dir" && exec setsid nisshi broker \
         --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$advertised" \
-        --storage-engine sqlite://tansu.db "$@" >>"$dir/broker.log" 2>&1 9>&- ) &
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine sqlite://nisshi.db "$@" >>"$dir/broker.log" 2>&1 9>&- ) &
     echo $! >"$STATE/$name.pid"
   }
-  if [ ! -f "$dir/users-created" ]; then
-    say "creating Kafka users in $name (broker briefly without authentication)"
+  if [ ! -f "$dir/nisshi.db" ] || [ ! -f "$dir/nisshi-users-created" ]; then
+    say "creating the Kafka user in $name (broker briefly without authentication)"
     launch
-    wait_until 30 "$name" timeout 2 tansu topic list --broker "tcp://127.0.0.1:$port" \
+    wait_until 30 "$name" timeout 2 nisshi topic list --broker "tcp://127.0.0.1:$port" \
       || die "$name did not answer within 30 s; see $dir/broker.log"
     local password; password=$(secure_kafka_password)
-    timeout 10 tansu user create switchboard "$password" --mechanism scram512 \
-      --broker "tcp://127.0.0.1:$port" >/dev/null || die "could not create the Kafka user in $name"
+    timeout 10 nisshi user create switchboard "$password" --mechanism scram512 \
+      --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 || die "could not create the Kafka user in $name"
     for topic in user.said bot.said switchboard.dead-letter; do
-      timeout 10 tansu topic create "$topic" --partitions "${SWITCHBOARD_PARTITIONS:-8}" \
+      timeout 10 nisshi topic create "$topic" --partitions "${SWITCHBOARD_PARTITIONS:-8}" --silent \
         --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 || true
     done
     stop_pidfile "$name"
-    touch "$dir/users-created"
+    wait_until 15 "$name port free" port_free "$port" || die "$name kept port $port after it stopped"
+    touch "$dir/nisshi-users-created"
   fi
-  say "starting $name on 127.0.0.1:$port (SASL SCRAM-SHA-512 required, advertised :$advertised)"
-  launch --authentication
+  say "starting $name on 127.0.0.1:$port (SASL SCRAM-SHA-512 required${1:+, TLS only})"
+  launch --authentication "$@"
   wait_until 30 "$name" port_open "$port" || die "$name did not listen within 30 s; see $dir/broker.log"
 }
 
-start_kafka_tls_proxy() {
-  local dir="$SECURE_KAFKA_DIR"
-  if pid_alive kafka-tls-proxy && port_open "$SECURE_KAFKA_TLS_PORT"; then return 0; fi
-  stop_pidfile kafka-tls-proxy
-  install_stunnel
-  "$ROOT/deploy/tls/make-test-ca.sh" "$dir/tls" >/dev/null
-  cat >"$dir/stunnel.conf" <<CONF
-foreground = yes
-pid =
-output = $dir/stunnel.log
-[kafka-tls]
-accept = 127.0.0.1:$SECURE_KAFKA_TLS_PORT
-connect = 127.0.0.1:$SECURE_KAFKA_TLS_BACKEND_PORT
-cert = $dir/tls/server.pem
-key = $dir/tls/server.key
-sslVersionMin = TLSv1.2
-CONF
-  say "starting the TLS terminator on 127.0.0.1:$SECURE_KAFKA_TLS_PORT"
-  ( exec setsid stunnel4 "$dir/stunnel.conf" >>"$dir/stunnel.log" 2>&1 9>&- ) &
-  echo $! >"$STATE/kafka-tls-proxy.pid"
-  wait_until 30 "stunnel" port_open "$SECURE_KAFKA_TLS_PORT" \
-    || die "stunnel did not listen within 30 s; see $dir/stunnel.log"
-}
-
-# start_secure_kafka: both secure brokers and the TLS terminator; idempotent and safe to call
-# from concurrent test processes (one at a time under a lock).
+# start_secure_kafka: both secure brokers; idempotent and safe to call from concurrent test
+# processes (one at a time under a lock).
 start_secure_kafka() {
   mkdir -p "$SECURE_KAFKA_DIR"; chmod 700 "$SECURE_KAFKA_DIR"
   (
     flock -w 120 9 || die "timed out waiting for the secure Kafka lock"
     secure_kafka_password >/dev/null
-    start_secure_tansu kafka-secure "$SECURE_KAFKA_PORT" "$SECURE_KAFKA_PORT"
-    start_secure_tansu kafka-secure-tls "$SECURE_KAFKA_TLS_BACKEND_PORT" "$SECURE_KAFKA_TLS_PORT"
-    start_kafka_tls_proxy
+    command -v openssl >/dev/null || apt_install openssl
+    "$ROOT/deploy/tls/make-test-ca.sh" "$SECURE_KAFKA_DIR/tls" >/dev/null
+    start_secure_broker kafka-secure "$SECURE_KAFKA_PORT"
+    start_secure_broker kafka-secure-tls "$SECURE_KAFKA_TLS_PORT" \
+      --cert "$SECURE_KAFKA_DIR/tls/server.pem" --key "$SECURE_KAFKA_DIR/tls/server.key"
   ) 9>"$SECURE_KAFKA_DIR/.lock"
 }
 
 stop_secure_kafka() {
-  stop_pidfile kafka-tls-proxy
   stop_pidfile kafka-secure-tls
   stop_pidfile kafka-secure
 }
