@@ -3,13 +3,13 @@
 //!
 //! `user.said` holds what users typed before any masking, so it is kept for a bounded time:
 //! [`user_said_retention_ms`] (default 7 days, `SWITCHBOARD_USER_SAID_RETENTION_MS`) becomes the
-//! topic's `retention.ms`, always together with `cleanup.policy=delete` ([`retention_config`]).
-//! tansu 0.6.0 stores both and, every 10 minutes (and once at start), deletes the records of
-//! topics whose stored `cleanup.policy` contains `delete` and whose record timestamp is older
-//! than their `retention.ms`; a topic without an explicit `cleanup.policy` is never trimmed
-//! (`sources/tests/topic_retention.rs` shows both). The settings are applied when a topic is
-//! created; this client cannot change them on an existing topic (tansu answers only the
-//! incremental AlterConfigs request, which rdkafka's admin client does not send).
+//! topic's `retention.ms`, always together with `cleanup.policy=delete` ([`retention_config`]),
+//! so that a broker whose default policy is `compact` trims it too. nisshi 0.8.1 stores both
+//! and, when it starts and then every 10 minutes, deletes the records whose timestamp is older
+//! than their topic's `retention.ms`, with Kafka's defaults: a topic without `cleanup.policy`
+//! is trimmed too, and one without `retention.ms` keeps records for 7 days
+//! (`sources/tests/topic_retention.rs` shows each). The settings are applied when a topic is
+//! created; this client does not change them on an existing topic.
 
 use crate::{Error, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -30,16 +30,24 @@ pub const DEFAULT_USER_SAID_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 pub struct TopicSpec {
     /// The topic.
     pub name: String,
-    /// Partitions (tansu cannot add partitions later).
+    /// Partitions (set once: nothing here adds partitions later).
     pub partitions: i32,
     /// Topic configuration, e.g. [`retention_config`].
     pub config: Vec<(String, String)>,
 }
 
 impl TopicSpec {
-    /// A topic without topic-level configuration (kept forever).
+    /// A topic without topic-level configuration: the broker's defaults apply (on nisshi, as on
+    /// Kafka, records are deleted 7 days after their timestamp).
     pub fn new(name: impl Into<String>, partitions: i32) -> Self {
         TopicSpec { name: name.into(), partitions, config: Vec::new() }
+    }
+
+    /// The same topic, never trimmed by time (`retention.ms=-1`).
+    pub fn kept_forever(mut self) -> Self {
+        self.config.retain(|(key, _)| key != "retention.ms");
+        self.config.push(("retention.ms".into(), "-1".into()));
+        self
     }
 
     /// The same topic, trimmed by time: records older than `retention_ms` are deleted.
@@ -51,8 +59,8 @@ impl TopicSpec {
 }
 
 /// The topic configuration that deletes records older than `retention_ms`:
-/// `cleanup.policy=delete` and `retention.ms`. Both are needed on tansu 0.6.0, which trims only
-/// topics whose stored `cleanup.policy` says `delete`.
+/// `cleanup.policy=delete` and `retention.ms` (the policy explicitly, in case the broker's default
+/// is `compact`).
 pub fn retention_config(retention_ms: u64) -> Vec<(String, String)> {
     vec![("cleanup.policy".into(), "delete".into()), ("retention.ms".into(), retention_ms.to_string())]
 }
@@ -87,10 +95,12 @@ fn options() -> AdminOptions {
         .request_timeout(Some(Duration::from_secs(15)))
 }
 
-/// Creates each topic with `partitions` partitions and no topic-level configuration unless it
-/// exists already.
+/// Creates each topic with `partitions` partitions, kept forever ([`TopicSpec::kept_forever`]),
+/// unless it exists already. The tests and examples that use it produce records stamped with
+/// fixed times in the past, which the broker's default retention (7 days by record timestamp)
+/// would delete at its next maintenance, e.g. when a test restarts the broker.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str], partitions: i32) -> Result<()> {
-    let specs: Vec<TopicSpec> = topics.iter().map(|t| TopicSpec::new(*t, partitions)).collect();
+    let specs: Vec<TopicSpec> = topics.iter().map(|t| TopicSpec::new(*t, partitions).kept_forever()).collect();
     create_topics(settings, &specs).await.map(|_| ())
 }
 
@@ -155,5 +165,7 @@ mod tests {
     fn a_retained_topic_says_delete_and_its_retention() {
         let spec = TopicSpec::new("user.said", 8).with_retention_ms(1000).with_retention_ms(2000);
         assert_eq!(spec.config, [("cleanup.policy".into(), "delete".into()), ("retention.ms".into(), "2000".into())]);
+        let forever = TopicSpec::new("t", 1).with_retention_ms(1000).kept_forever().kept_forever();
+        assert_eq!(forever.config, [("cleanup.policy".into(), "delete".into()), ("retention.ms".into(), "-1".into())]);
     }
 }

@@ -1,15 +1,16 @@
-//! What tansu 0.6.0 does with a topic's `retention.ms`, on a scratch broker of its own (its own
-//! port and sqlite file, so the shared dev broker is neither restarted nor trimmed):
+//! What the broker (nisshi 0.8.1) does with a topic's retention, on a scratch broker of its own
+//! (its own port and sqlite file, so the shared dev broker is neither restarted nor trimmed):
 //!
 //! - the topic configuration given at creation (`admin::create_topics`) is stored and read back
 //!   by DescribeConfigs (`admin::topic_config`);
-//! - records whose timestamp is older than `retention.ms` are deleted by the broker's
-//!   maintenance (every 10 minutes, and once when it starts — the test restarts it to get
-//!   there in seconds) when the topic's `cleanup.policy` is `delete`;
-//! - with `retention.ms` alone (no explicit `cleanup.policy`) nothing is ever deleted, which is
-//!   why `admin::retention_config` always sets both.
+//! - its maintenance (when it starts, then every `maintenance_interval` of the storage URL, 10
+//!   minutes by default; 1 s here) deletes the records whose timestamp is older than the topic's
+//!   `retention.ms` and moves the log start past them, under Kafka's rules: a topic without
+//!   `cleanup.policy` has the policy `delete`, so `retention.ms` alone trims too; a topic without
+//!   `retention.ms` keeps records for 7 days (Kafka's default); `retention.ms=-1` keeps every
+//!   record (`admin::TopicSpec::kept_forever`).
 //!
-//! Needs the `tansu` binary (`deploy/dev/up.sh` installs it; `TANSU` names another one).
+//! Needs the `nisshi` binary (`deploy/dev/up.sh` installs it; `NISSHI` names another one).
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -18,18 +19,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard_schemas::settings::KafkaSettings;
-use switchboard_sources::admin::{create_topics, retention_config, topic_config, TopicSpec};
+use switchboard_sources::admin::{create_topics, ensure_topics, retention_config, topic_config, TopicSpec};
 
-fn tansu() -> PathBuf {
-    if let Some(path) = std::env::var_os("TANSU") {
+fn nisshi() -> PathBuf {
+    if let Some(path) = std::env::var_os("NISSHI") {
         return PathBuf::from(path);
     }
     let on_path = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).find(|c| c.is_file()));
-    on_path.unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cargo/bin/tansu"))
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("nisshi")).find(|c| c.is_file()));
+    on_path.unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cargo/bin/nisshi"))
 }
 
-/// A tansu broker on its own port and data directory, killed when dropped.
+/// A nisshi broker on its own port and data directory (maintenance every second), killed when
+/// dropped.
 struct ScratchBroker {
     child: Option<Child>,
     dir: PathBuf,
@@ -38,17 +40,17 @@ struct ScratchBroker {
 
 impl ScratchBroker {
     fn start(dir: &Path, port: u16) -> ScratchBroker {
-        let binary = tansu();
-        assert!(binary.is_file(), "no tansu binary at {} (deploy/dev/up.sh installs it)", binary.display());
+        let binary = nisshi();
+        assert!(binary.is_file(), "no nisshi binary at {} (deploy/dev/up.sh installs it)", binary.display());
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("broker.log")).expect("broker log");
         let child = Command::new(binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://nisshi.db?maintenance_interval=1s"])
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start tansu");
+            .expect("start nisshi");
         let broker = ScratchBroker { child: Some(child), dir: dir.to_path_buf(), port };
         broker.wait_ready();
         broker
@@ -62,7 +64,7 @@ impl ScratchBroker {
         let deadline = Instant::now() + Duration::from_secs(30);
         let consumer: BaseConsumer = self.settings().client_config().create().expect("client");
         while consumer.fetch_metadata(None, Duration::from_secs(1)).is_err() {
-            assert!(Instant::now() < deadline, "scratch tansu did not answer within 30 s; see {}/broker.log", self.dir.display());
+            assert!(Instant::now() < deadline, "scratch nisshi did not answer within 30 s; see {}/broker.log", self.dir.display());
         }
     }
 
@@ -143,8 +145,22 @@ async fn produce(settings: &KafkaSettings, topic: &str, records: &[(&str, i64)])
     }
 }
 
+/// Every value on partition 0 of each topic, once they all equal what is expected (or a panic
+/// after 30 s showing what is there).
+fn wait_for_contents(settings: &KafkaSettings, expected: &[(&str, &[&str])]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen: Vec<(&str, Vec<String>)> = expected.iter().map(|(topic, _)| (*topic, read_all(settings, topic))).collect();
+        if seen.iter().zip(expected).all(|((_, got), (_, want))| got == want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not trimmed as expected within 30 s: {seen:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[tokio::test]
-async fn tansu_stores_retention_and_trims_old_records_only_under_cleanup_policy_delete() {
+async fn nisshi_stores_retention_and_trims_by_record_time_under_kafkas_defaults() {
     let dir = std::env::temp_dir().join(format!("switchboard-retention-broker-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -156,10 +172,13 @@ async fn tansu_stores_retention_and_trims_old_records_only_under_cleanup_policy_
     let trimmed = TopicSpec::new("retained", 1).with_retention_ms(minute);
     let mut unpoliced = TopicSpec::new("retention-ms-only", 1);
     unpoliced.config.push(("retention.ms".into(), minute.to_string()));
-    let plain = TopicSpec::new("kept", 1);
-    let existed = create_topics(&settings, &[trimmed.clone(), unpoliced.clone(), plain.clone()]).await.expect("create topics");
+    let plain = TopicSpec::new("default", 1);
+    let forever = TopicSpec::new("forever", 1).kept_forever();
+    let existed = create_topics(&settings, &[trimmed.clone(), unpoliced.clone(), plain.clone(), forever.clone()])
+        .await
+        .expect("create topics");
     assert!(existed.is_empty(), "fresh broker, yet {existed:?} existed");
-    assert!(create_topics(&settings, std::slice::from_ref(&plain)).await.expect("create again") == ["kept"], "a second create reports the topic as existing");
+    assert!(create_topics(&settings, std::slice::from_ref(&plain)).await.expect("create again") == ["default"], "a second create reports the topic as existing");
 
     // Stored, and read back by DescribeConfigs.
     let config = topic_config(&settings, "retained").await.expect("describe retained");
@@ -169,35 +188,46 @@ async fn tansu_stores_retention_and_trims_old_records_only_under_cleanup_policy_
     let config = topic_config(&settings, "retention-ms-only").await.expect("describe retention-ms-only");
     assert_eq!(config.get("retention.ms").map(String::as_str), Some("60000"), "{config:?}");
     assert!(!config.contains_key("cleanup.policy"), "{config:?}");
-    assert!(topic_config(&settings, "kept").await.expect("describe kept").is_empty());
+    let config = topic_config(&settings, "forever").await.expect("describe forever");
+    assert_eq!(config.get("retention.ms").map(String::as_str), Some("-1"), "{config:?}");
+    assert!(topic_config(&settings, "default").await.expect("describe default").is_empty());
+    // The tests' scratch topics (their records carry fixed past timestamps) are kept forever.
+    ensure_topics(&settings, &["ensured"], 1).await.expect("ensure");
+    let config = topic_config(&settings, "ensured").await.expect("describe ensured");
+    assert_eq!(config.get("retention.ms").map(String::as_str), Some("-1"), "{config:?}");
 
-    // Two records an hour old and two fresh ones in each topic.
+    // In each topic: a record 8 days old, one an hour old and two fresh ones. Maintenance runs
+    // every second meanwhile, so what is old may already be going while the others are written.
     let now = now_ms();
-    let records = [("old-1", now - 3_600_000), ("old-2", now - 3_599_000), ("new-1", now), ("new-2", now + 1)];
-    for topic in ["retained", "retention-ms-only", "kept"] {
+    let day = 24 * 3_600_000;
+    let records = [("week-old", now - 8 * day), ("hour-old", now - 3_600_000), ("new-1", now), ("new-2", now + 1)];
+    for topic in ["retained", "retention-ms-only", "default", "forever"] {
         produce(&settings, topic, &records).await;
-        assert_eq!(read_all(&settings, topic), ["old-1", "old-2", "new-1", "new-2"], "{topic} before maintenance");
     }
+    wait_for_contents(
+        &settings,
+        &[
+            // Older than its minute: trimmed.
+            ("retained", &["new-1", "new-2"]),
+            // Kafka's implicit cleanup.policy=delete applies: retention.ms alone trims.
+            ("retention-ms-only", &["new-1", "new-2"]),
+            // No retention.ms: Kafka's default of 7 days.
+            ("default", &["hour-old", "new-1", "new-2"]),
+            // retention.ms=-1: nothing is ever trimmed.
+            ("forever", &["week-old", "hour-old", "new-1", "new-2"]),
+        ],
+    );
+    // Several maintenance runs later, nothing more is gone.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(read_all(&settings, "default"), ["hour-old", "new-1", "new-2"]);
+    assert_eq!(read_all(&settings, "forever"), ["week-old", "hour-old", "new-1", "new-2"]);
 
-    // The maintenance runs when the broker starts (then every 10 minutes): restart it.
-    broker.stop();
-    broker = ScratchBroker::start(&dir, port);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = read_all(&settings, "retained");
-        if left == ["new-1", "new-2"] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "retained: old records still there 30 s after the restart: {left:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    // Read again after the trimmed topic was seen trimmed: the others were not touched.
-    assert_eq!(read_all(&settings, "retention-ms-only"), ["old-1", "old-2", "new-1", "new-2"], "retention.ms alone trims nothing");
-    assert_eq!(read_all(&settings, "kept"), ["old-1", "old-2", "new-1", "new-2"]);
-    let consumer: BaseConsumer = settings.client_config().create().expect("client");
-    let (low, high) = consumer.fetch_watermarks("retained", 0, Duration::from_secs(10)).expect("watermarks");
     // The log start moves past the deleted records; offsets go on where they were.
-    assert_eq!((low, high), (2, 4), "retained: watermarks after the trim");
+    let consumer: BaseConsumer = settings.client_config().create().expect("client");
+    for (topic, expected) in [("retained", (2, 4)), ("default", (1, 4)), ("forever", (0, 4))] {
+        let watermarks = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).expect("watermarks");
+        assert_eq!(watermarks, expected, "{topic}: watermarks after the trim");
+    }
 
     broker.stop();
     let _ = std::fs::remove_dir_all(&dir);
