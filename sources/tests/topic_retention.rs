@@ -12,91 +12,15 @@
 //!
 //! Needs the `nisshi` binary (`deploy/dev/up.sh` installs it; `NISSHI` names another one).
 
+mod common;
+
+use common::{free_port, ScratchBroker};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard_schemas::settings::KafkaSettings;
 use switchboard_sources::admin::{create_topics, ensure_topics, retention_config, topic_config, TopicSpec};
-
-fn nisshi() -> PathBuf {
-    if let Some(path) = std::env::var_os("NISSHI") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("nisshi")).find(|c| c.is_file()));
-    on_path.unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cargo/bin/nisshi"))
-}
-
-/// A nisshi broker on its own port and data directory (maintenance every second), killed when
-/// dropped.
-struct ScratchBroker {
-    child: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl ScratchBroker {
-    fn start(dir: &Path, port: u16) -> ScratchBroker {
-        let binary = nisshi();
-        assert!(binary.is_file(), "no nisshi binary at {} (deploy/dev/up.sh installs it)", binary.display());
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("broker.log")).expect("broker log");
-        let child = Command::new(binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://nisshi.db?maintenance_interval=1s"])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start nisshi");
-        let broker = ScratchBroker { child: Some(child), dir: dir.to_path_buf(), port };
-        broker.wait_ready();
-        broker
-    }
-
-    fn settings(&self) -> KafkaSettings {
-        KafkaSettings::plain(format!("127.0.0.1:{}", self.port))
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let consumer: BaseConsumer = self.settings().client_config().create().expect("client");
-        while consumer.fetch_metadata(None, Duration::from_secs(1)).is_err() {
-            assert!(Instant::now() < deadline, "scratch nisshi did not answer within 30 s; see {}/broker.log", self.dir.display());
-        }
-    }
-
-    /// SIGTERM, and waits (at most 30 s) until the process has exited.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !matches!(child.try_wait(), Ok(Some(_))) {
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-impl Drop for ScratchBroker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -165,7 +89,8 @@ async fn nisshi_stores_retention_and_trims_by_record_time_under_kafkas_defaults(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let port = free_port();
-    let mut broker = ScratchBroker::start(&dir, port);
+    // Maintenance every second instead of every 10 minutes.
+    let mut broker = ScratchBroker::start(&dir, port, "sqlite://nisshi.db?maintenance_interval=1s");
     let settings = broker.settings();
 
     let minute = 60_000;
