@@ -119,6 +119,10 @@ fn masked_input(mut event: Event) -> Event {
 /// versions. A record that does not decode becomes a dead letter (and a handoff when it names
 /// its dialogue and message); a batch that cannot be understood does too, turn by turn.
 ///
+/// A failure that can pass (a model server or vector store unreachable, a version still
+/// loading: [`crate::Error::is_transient`]) is returned instead: nothing of the batch is
+/// decided, and the caller retries it later. Only what can never succeed is a dead letter.
+///
 /// With `expire_after_ms` (live runs only), a turn that has waited longer than that since the
 /// gateway received it is expired: its user already got the gateway's timeout handoff, so it is
 /// not understood or answered (under overload the model's time goes to turns that can still be
@@ -131,7 +135,7 @@ pub fn analyze_batch(
     clock: RecordClock,
     watermarks: &mut PartitionWatermarks,
     expire_after_ms: Option<i64>,
-) -> Vec<Stage> {
+) -> crate::Result<Vec<Stage>> {
     let mut out = Vec::with_capacity(records.len() * 2);
     let mut turns: Vec<Pending> = Vec::new();
     for record in records {
@@ -153,6 +157,7 @@ pub fn analyze_batch(
     }
     let queries: Vec<(Locale, &str)> = turns.iter().map(|p| (p.turn.said.locale, p.masked.as_str())).collect();
     match understand.understand(&queries, versions) {
+        Err(e) if e.is_transient() => return Err(e),
         Ok(understood) if understood.len() == turns.len() => {
             for (Pending { turn, masked, record_time, watermark, .. }, u) in turns.into_iter().zip(understood) {
                 let mut said = turn.event.clone();
@@ -206,7 +211,7 @@ pub fn analyze_batch(
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -250,7 +255,7 @@ mod tests {
         let (old, old_said) = record(now - 2_500, 2);
         let understand = Counting::default();
         let clock = RecordClock { clock: Clock::Wall, epoch_now: now };
-        let out = analyze_batch(&[old, fresh], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000));
+        let out = analyze_batch(&[old, fresh], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000)).expect("analysed");
         assert_eq!(understand.0.load(Ordering::Relaxed), 1, "only the fresh turn went through the model");
         let handoffs: Vec<&Event> = out
             .iter()
@@ -280,7 +285,7 @@ mod tests {
         let (old, _) = record(1_000, 1);
         let understand = Counting::default();
         let clock = RecordClock { clock: Clock::Virtual, epoch_now: 1_000_000 };
-        let out = analyze_batch(&[old], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000));
+        let out = analyze_batch(&[old], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000)).expect("analysed");
         assert_eq!(understand.0.load(Ordering::Relaxed), 1);
         assert_eq!(out.iter().filter(|s| matches!(s, Stage::Turn { .. })).count(), 1);
     }

@@ -210,10 +210,15 @@ impl ModelUnderstanding {
     /// the newest versions, keeping the previous ones for batches pinned to them. Failures keep
     /// the old versions and are logged.
     pub fn reload_if_changed(&self) {
+        self.reload(false);
+    }
+
+    /// Looks for new versions now (`force`) or when `reload_every` has passed since the last look.
+    fn reload(&self, force: bool) {
         let Ok(mut watcher) = self.watcher.lock() else {
             return;
         };
-        if watcher.1.elapsed() < self.config.reload_every {
+        if !force && watcher.1.elapsed() < self.config.reload_every {
             return;
         }
         watcher.1 = Instant::now();
@@ -298,6 +303,24 @@ impl Understand for ModelUnderstanding {
     }
 
     fn understand(
+        &self,
+        batch: &[(Locale, &str)],
+        versions: &Versions,
+    ) -> Result<Vec<Understanding>> {
+        match self.understand_pinned(batch, versions) {
+            // Another process of a cluster (whose worker 0 decides the versions) may already
+            // have loaded a version this one has not seen yet: look now, then try again.
+            Err(Error::SnapshotGone(_) | Error::VersionGone { .. } | Error::NoSnapshot) => {
+                self.reload(true);
+                self.understand_pinned(batch, versions)
+            }
+            other => other,
+        }
+    }
+}
+
+impl ModelUnderstanding {
+    fn understand_pinned(
         &self,
         batch: &[(Locale, &str)],
         versions: &Versions,

@@ -26,6 +26,7 @@ pub struct Metrics {
     clickhouse_inserts: Family<Labels, Counter>,
     clickhouse_rows: Family<Labels, Counter>,
     turn_stage_ms: Family<Labels, Histogram>,
+    understand_retries: Counter,
     live: std::sync::Arc<crate::aggregates::LiveAggregates>,
 }
 
@@ -63,6 +64,12 @@ impl Metrics {
         let clickhouse_rows = Family::<Labels, Counter>::default();
         registry.register("clickhouse_inserts", "Group inserts into ClickHouse, by table", clickhouse_inserts.clone());
         registry.register("clickhouse_rows", "Rows written by the group inserts, by table", clickhouse_rows.clone());
+        let understand_retries = Counter::default();
+        registry.register(
+            "understand_retries",
+            "Epochs whose understanding failed in a way that can pass (model server, vector store, version loading) and were retried",
+            understand_retries.clone(),
+        );
         let turn_stage_ms = Family::<Labels, Histogram>::new_with_constructor(stage_ms_histogram as fn() -> Histogram);
         registry.register(
             "turn_stage_ms",
@@ -82,6 +89,7 @@ impl Metrics {
             clickhouse_inserts,
             clickhouse_rows,
             turn_stage_ms,
+            understand_retries,
             live: std::sync::Arc::new(crate::aggregates::LiveAggregates::new()),
         }
     }
@@ -126,6 +134,11 @@ impl Metrics {
         for at in said_at {
             histogram.observe((now - at).max(0) as f64);
         }
+    }
+
+    /// Counts an epoch whose understanding is retried.
+    pub fn understand_retried(&self) {
+        self.understand_retries.inc();
     }
 
     /// Sets the consumer lag.

@@ -107,3 +107,40 @@ fn analysed_turns_cross_a_process_boundary_through_bincode() {
         other => panic!("came back as {other:?}"),
     }
 }
+
+/// Fails its first `failures` batches with an error that can pass, then answers like `inner`.
+struct FlakyUnderstand {
+    inner: KeywordUnderstand,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl switchboard_operators::understand::Understand for FlakyUnderstand {
+    fn available_versions(&self) -> switchboard_operators::understand::Versions {
+        self.inner.available_versions()
+    }
+    fn understand(
+        &self,
+        batch: &[(Locale, &str)],
+        versions: &switchboard_operators::understand::Versions,
+    ) -> switchboard_operators::Result<Vec<switchboard_operators::understand::Understanding>> {
+        use std::sync::atomic::Ordering;
+        if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(switchboard_operators::Error::Unavailable("model server unreachable (test)".into()));
+        }
+        self.inner.understand(batch, versions)
+    }
+}
+
+#[test]
+fn an_understanding_failure_that_can_pass_is_retried_not_dead_lettered() {
+    let flaky = Arc::new(FlakyUnderstand { inner: KeywordUnderstand::demo(), failures: std::sync::atomic::AtomicUsize::new(3) });
+    let records = vec![
+        user_said_record(0, 0, T0, "a", Locale::ZhCn, "营业时间是几点"),
+        user_said_record(1, 0, T0 + 10, "b", Locale::En, "what are your hours"),
+    ];
+    let events = run_recording(records, 2, graph_config(flaky.clone())).expect("the graph runs");
+    assert_eq!(flaky.failures.load(std::sync::atomic::Ordering::SeqCst), 0, "the three failures happened");
+    assert!(!events.iter().any(|e| matches!(e.body, EventBody::DeadLetter(_))), "no dead letter: {events:?}");
+    assert_eq!(replies(&events, "a"), vec!["客服时间为每天 9:00–21:00。".to_string(), "closed".into()]);
+    assert_eq!(replies(&events, "b"), vec!["We answer from 9:00 to 21:00 every day.".to_string(), "closed".into()]);
+}

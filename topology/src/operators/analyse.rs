@@ -31,6 +31,11 @@ pub trait AnalyseStream<'s> {
     ) -> Stream<'s, Time, Vec<Stage>>;
 }
 
+/// The first wait before retrying an epoch whose understanding failed in a way that can pass.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+/// The longest wait between two retries.
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
     fn analyse(
         &self,
@@ -41,8 +46,12 @@ impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
         metrics: Option<Arc<Metrics>>,
     ) -> Stream<'s, Time, Vec<Stage>> {
         let expire = expire_after_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
+        let scope = self.scope();
         self.clone()
-            .binary_frontier(versions.inner, Pipeline, Pipeline, "Analyse", move |_cap, _info| {
+            .binary_frontier(versions.inner, Pipeline, Pipeline, "Analyse", move |_cap, info| {
+                let activator = scope.activator_for(info.address.clone());
+                // The next retry's wait after a failure that can pass (doubles to 5 s).
+                let mut backoff = RETRY_FIRST;
                 let mut stash: BTreeMap<Time, (Capability<Time>, Vec<SourceRecord>)> = BTreeMap::new();
                 let mut versions_as_of = VersionsAsOf::default();
                 let mut watermarks = PartitionWatermarks::default();
@@ -64,7 +73,25 @@ impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
                         let started = std::time::Instant::now();
                         let pinned = versions_as_of.at(time);
                         let now = RecordClock { clock, epoch_now: clock.now(time) };
-                        let staged = analyze_batch(&records, understand.as_ref(), &pinned, now, &mut watermarks, expire);
+                        let staged = match analyze_batch(&records, understand.as_ref(), &pinned, now, &mut watermarks, expire) {
+                            Ok(staged) => {
+                                backoff = RETRY_FIRST;
+                                staged
+                            }
+                            Err(e) => {
+                                // Nothing of the epoch is decided or committed: it (and every
+                                // later one) waits, and the worker goes on with other work.
+                                tracing::warn!(error = %e, time, records = records.len(), retry_in_ms = backoff.as_millis() as u64,
+                                    "understanding failed and can pass; retrying the epoch");
+                                if let Some(m) = &metrics {
+                                    m.understand_retried();
+                                }
+                                stash.insert(time, (cap, records));
+                                activator.activate_after(backoff);
+                                backoff = (backoff * 2).min(RETRY_MAX);
+                                break;
+                            }
+                        };
                         if let Some(m) = &metrics {
                             m.record_stage("understand", started.elapsed());
                             if clock == Clock::Wall {

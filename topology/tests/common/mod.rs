@@ -165,7 +165,7 @@ pub fn session_config() -> SessionConfig {
 }
 
 /// A graph configuration on the keyword understanding.
-pub fn graph_config(understand: Arc<KeywordUnderstand>) -> GraphConfig {
+pub fn graph_config(understand: Arc<dyn switchboard_operators::understand::Understand>) -> GraphConfig {
     GraphConfig::new(understand, session_config(), Clock::Virtual)
 }
 
@@ -190,7 +190,7 @@ pub fn reference_in_input_order(records: &[SourceRecord], understand: &KeywordUn
     let mut out = Vec::new();
     for record in ordered {
         let clock = RecordClock { clock: Clock::Virtual, epoch_now: record.timestamp_ms };
-        for stage in analyze_batch(std::slice::from_ref(record), understand, &versions, clock, &mut watermarks, None) {
+        for stage in analyze_batch(std::slice::from_ref(record), understand, &versions, clock, &mut watermarks, None).expect("the reference's understanding does not fail") {
             match stage {
                 Stage::Emit(event) => out.push(event),
                 Stage::Turn { analysis, partition, record_time, partition_watermark, .. } => {
