@@ -127,6 +127,20 @@ pub async fn create_topics(settings: &KafkaSettings, specs: &[TopicSpec]) -> Res
     Ok(existed)
 }
 
+/// Deletes each topic; one that does not exist is not an error. The broker deletes only the
+/// named topics (`sources/tests/broker_consumer_group.rs` checks), so tests delete their
+/// scratch topics with it.
+pub async fn delete_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<()> {
+    let admin = admin_client(settings)?;
+    for outcome in admin.delete_topics(topics, &options()).await? {
+        match outcome {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => return Err(Error::DeleteTopic { topic, reason: code.to_string() }),
+        }
+    }
+    Ok(())
+}
+
 /// The topic-level configuration the broker reports for `topic` (DescribeConfigs), by name.
 pub async fn topic_config(settings: &KafkaSettings, topic: &str) -> Result<BTreeMap<String, String>> {
     let admin = admin_client(settings)?;

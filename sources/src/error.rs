@@ -17,6 +17,14 @@ pub enum Error {
         /// The broker's answer.
         reason: String,
     },
+    /// Deleting a topic failed.
+    #[error("cannot delete topic {topic}: {reason}")]
+    DeleteTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        reason: String,
+    },
 
     /// The broker refused the SASL credentials (wrong password or unknown user).
     #[error("Kafka authentication failed for user {user} at {brokers}: {reason}")]
@@ -42,7 +50,8 @@ pub enum Error {
         reason: String,
     },
     /// The broker accepted the connection and closed it before answering, again and again: how
-    /// tansu refuses a client without credentials (or a plaintext client on a TLS port).
+    /// nisshi with `--authentication` refuses a client without credentials (and a TLS-only
+    /// listener a plaintext client).
     #[error("Kafka at {brokers} closed the connection before answering{hint}: {reason}")]
     Refused {
         /// The bootstrap brokers.

@@ -1,15 +1,15 @@
-//! The real broker (tansu, started by deploy/dev/up.sh) works with rdkafka the way the topology
+//! The real broker (nisshi, started by deploy/dev/up.sh) works with rdkafka the way the topology
 //! relies on: idempotent produce, consumer groups with manual commit, and a restarted consumer
-//! that resumes exactly from the committed offsets.
+//! that resumes exactly from the committed offsets; deleting a topic deletes that topic only.
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use switchboard_schemas::settings::KafkaSettings;
 use switchboard_schemas::*;
-use switchboard_sources::admin::ensure_topics;
+use switchboard_sources::admin::{delete_topics, ensure_topics};
 
 const TURNS: usize = 100;
 const FIRST_PART: usize = 60;
@@ -105,6 +105,37 @@ async fn restarted_consumer_resumes_from_committed_offsets() {
     assert!(first_ids.is_disjoint(&rest_ids), "resumed consumer re-read committed records");
     let all: BTreeSet<EventId> = first_ids.union(&rest_ids).copied().collect();
     assert_eq!(all, sent, "every produced record consumed exactly once");
+    drop(c);
+
+    // The scratch topic goes, and only it: a second one keeps its record.
+    let other = format!("test.group-resume-other.{}", EventId::new_v7());
+    ensure_topics(&settings, &[&other], 1).await.expect("second topic");
+    producer
+        .send(FutureRecord::to(&other).key("k").payload("kept"), Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("broker acked");
+    delete_topics(&settings, &[&topic]).await.expect("delete the scratch topic");
+    let metadata: BaseConsumer = settings.client_config().create().expect("client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let names = loop {
+        let names: BTreeSet<String> = metadata
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata")
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        if !names.contains(&topic) {
+            break names;
+        }
+        assert!(std::time::Instant::now() < deadline, "{topic} still listed 20 s after its deletion");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(names.contains(&other), "deleting {topic} took {other} too: {names:?}");
+    let (low, high) = metadata.fetch_watermarks(&other, 0, Duration::from_secs(10)).expect("watermarks");
+    assert_eq!((low, high), (0, 1), "{other} kept its record");
+    delete_topics(&settings, &[&other]).await.expect("delete the second topic");
 }
 
 #[tokio::test]

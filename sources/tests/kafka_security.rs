@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 use switchboard_schemas::settings::{KafkaSettings, SaslCredentials};
 use switchboard_schemas::EventId;
-use switchboard_sources::admin::ensure_topics;
+use switchboard_sources::admin::{delete_topics, ensure_topics};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -109,6 +109,10 @@ async fn produce_and_consume(settings: &KafkaSettings, label: &str) {
     let mut expected: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
     expected.sort();
     assert_eq!(values, expected, "{label}");
+    drop((consumer, producer));
+    delete_topics(settings, &[&topic])
+        .await
+        .unwrap_or_else(|e| panic!("{label}: delete the scratch topic: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,6 +148,7 @@ fn untrusted_broker_and_wrong_password_get_no_metadata() {
     let other = std::env::temp_dir().join(format!("switchboard-other-ca-{}", EventId::new_v7()));
     let made = Command::new(root().join("deploy/tls/make-test-ca.sh"))
         .arg(&other)
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("make certs");
     assert!(made.success());
