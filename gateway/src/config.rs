@@ -33,11 +33,12 @@ pub struct GatewayConfig {
     /// How long the broker may take to acknowledge a say before the client gets an
     /// `unavailable` error (`SWITCHBOARD_GATEWAY_PRODUCE_TIMEOUT_MS`, default 5 s).
     pub produce_timeout: Duration,
-    /// Whether the `user.said` producer is idempotent (`enable.idempotence`), from
-    /// `SWITCHBOARD_KAFKA_IDEMPOTENCE=true` like every producer of the project; default off,
-    /// because tansu 0.6.0 crashes when an idempotent producer outlives a broker restart. Either
-    /// way a say is accepted only after `acks=all`, retried says are deduplicated by the gateway
-    /// and a record written twice by a client-library retry keeps its event id.
+    /// Whether the `user.said` producer is idempotent (`enable.idempotence`): on by default like
+    /// every producer of the project, off with `SWITCHBOARD_KAFKA_IDEMPOTENCE=false` (for a
+    /// broker without idempotent produce). An idempotent producer keeps producing across a
+    /// broker restart (`sources/tests/idempotent_producer_restart.rs`). Either way a say is
+    /// accepted only after `acks=all`, retried says are deduplicated by the gateway and a record
+    /// written twice by a client-library retry keeps its event id.
     pub idempotent_producer: bool,
     /// How long a disconnected dialogue's state (pending says, unsent answers, the dedup window
     /// of client message ids) is kept for a resume (`SWITCHBOARD_GATEWAY_RESUME_WINDOW_SECS`,
@@ -188,7 +189,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             answer_timeout: Duration::from_secs(5),
             produce_timeout: Duration::from_secs(5),
-            idempotent_producer: false,
+            idempotent_producer: true,
             resume_window: Duration::from_secs(600),
             reconnect_after_ms: 1000,
             hmac_secret: None,
@@ -384,7 +385,7 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(300));
         assert_eq!(c.answer_timeout, Duration::from_secs(5));
         assert!(c.hmac_secret.is_none());
-        assert!(!c.idempotent_producer);
+        assert!(c.idempotent_producer);
         assert!(c.instance_id.starts_with("gw-"));
     }
 
@@ -398,7 +399,7 @@ mod tests {
                 ("SWITCHBOARD_GATEWAY_RATE_BURST", "3"),
                 ("SWITCHBOARD_GATEWAY_HMAC_SECRET", "s3cret-value"),
                 ("SWITCHBOARD_GATEWAY_INSTANCE_ID", "gw-a"),
-                ("SWITCHBOARD_KAFKA_IDEMPOTENCE", "true"),
+                ("SWITCHBOARD_KAFKA_IDEMPOTENCE", "false"),
             ]),
         )
         .unwrap();
@@ -406,7 +407,7 @@ mod tests {
         assert_eq!(c.answer_timeout, Duration::from_millis(1500));
         assert_eq!(c.limits.rate_burst, 3);
         assert_eq!(c.instance_id, "gw-a");
-        assert!(c.idempotent_producer);
+        assert!(!c.idempotent_producer);
         assert_eq!(c.hmac_secret.as_ref().map(Secret::expose), Some(&b"s3cret-value"[..]));
         assert!(!format!("{c:?}").contains("s3cret"));
 

@@ -1,8 +1,8 @@
 //! Kafka: the `user.said` producer and the `bot.said` reader.
 //!
 //! A say is accepted only once the broker acknowledged its record (`acks=all`). The producer is
-//! idempotent when [`GatewayConfig::idempotent_producer`] is set; a producer that failed fatally
-//! (an idempotent producer whose broker-side state was lost) is replaced by a new one.
+//! idempotent unless [`GatewayConfig::idempotent_producer`] is turned off; a producer that failed
+//! fatally (an idempotent producer whose broker-side state was lost) is replaced by a new one.
 //!
 //! Every instance reads all partitions of `bot.said` from the high watermark it saw at start
 //! (no consumer group, no commits) and keeps only the events of dialogues it holds.
@@ -49,7 +49,7 @@ pub(crate) enum Publisher {
 }
 
 impl Publisher {
-    /// A producer for `config.user_said_topic` (`acks=all`, idempotent if configured).
+    /// A producer for `config.user_said_topic` (`acks=all`, idempotent unless turned off).
     pub(crate) fn kafka(config: &GatewayConfig) -> Result<Self> {
         let timeout_ms = config.produce_timeout.as_millis().max(1).to_string();
         let mut client_config = config.kafka.client_config();

@@ -1,5 +1,5 @@
 //! The WebSocket edge of Switchboard: accepts user turns over WebSocket, publishes `UserSaid`
-//! events to Kafka (`user.said`, key = dialogue id, `acks=all`, idempotent if configured), reads answers
+//! events to Kafka (`user.said`, key = dialogue id, `acks=all`, idempotent unless turned off), reads answers
 //! and handoffs from `bot.said` and routes each to the connection holding its dialogue. It also
 //! serves the chat page (`/`), `/healthz` and `/metrics`.
 //!

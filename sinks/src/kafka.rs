@@ -2,10 +2,11 @@
 //! broker's acknowledgement of every one before reporting a batch durable.
 //!
 //! Exactly-once effects do not rely on the broker: every event carries a deterministic id and
-//! consumers deduplicate on it, so a retried send that lands twice is harmless. The producer's
-//! own idempotence is off by default because tansu 0.6.0 panics in its idempotence check when an
-//! idempotent producer outlives a broker restart, which takes the whole broker down (seen here;
-//! `SWITCHBOARD_KAFKA_IDEMPOTENCE=true` turns it on for brokers without that bug).
+//! consumers deduplicate on it, so a retried send that lands twice is harmless. The producer is
+//! also idempotent by default (`enable.idempotence`), so such retries do not land twice in the
+//! first place; it keeps producing across a broker restart
+//! (`sources/tests/idempotent_producer_restart.rs`). `SWITCHBOARD_KAFKA_IDEMPOTENCE=false` turns
+//! it off, for a broker without idempotent produce.
 
 use crate::Result;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -24,9 +25,10 @@ pub struct KafkaSink {
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl KafkaSink {
-    /// A sink connected to the broker in `settings`.
+    /// A sink connected to the broker in `settings`; its producer is idempotent unless
+    /// `SWITCHBOARD_KAFKA_IDEMPOTENCE` is `false`.
     pub fn new(settings: &KafkaSettings) -> Result<Self> {
-        let idempotence = std::env::var("SWITCHBOARD_KAFKA_IDEMPOTENCE").map(|v| v == "true").unwrap_or(false);
+        let idempotence = std::env::var("SWITCHBOARD_KAFKA_IDEMPOTENCE").map(|v| v.trim() != "false").unwrap_or(true);
         let producer = settings
             .client_config()
             .set("enable.idempotence", if idempotence { "true" } else { "false" })
