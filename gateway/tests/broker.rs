@@ -1,11 +1,11 @@
-//! The gateway against the real broker (tansu from deploy/dev/up.sh, or any Kafka at
+//! The gateway against the real broker (nisshi from deploy/dev/up.sh, or any Kafka at
 //! `SWITCHBOARD_KAFKA_BROKERS`): a real gateway on 127.0.0.1:0, a real WebSocket client, and the
 //! test playing the topology — it reads `UserSaid` from the user topic and produces answers to
-//! the bot topic. Each test uses its own pair of fresh topics (8 partitions).
+//! the bot topic. Each test uses its own pair of fresh topics (8 partitions), deleted at its end.
 
 mod common;
 
-use common::{consume_from_beginning, create_topics, start_gateway, test_producer, RunningGateway, WAIT};
+use common::{consume_from_beginning, create_topics, delete_topics, start_gateway, test_producer, RunningGateway, WAIT};
 use futures::{SinkExt, StreamExt};
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -29,6 +29,8 @@ struct Rig {
     gateway: RunningGateway,
     said: StreamConsumer,
     producer: FutureProducer,
+    settings: KafkaSettings,
+    user_topic: String,
     bot_topic: String,
     /// One broker test at a time: the dev broker is shared with other work.
     _serial: tokio::sync::MutexGuard<'static, ()>,
@@ -47,7 +49,7 @@ async fn rig(tune: impl FnOnce(&mut GatewayConfig)) -> Rig {
     let said = consume_from_beginning(&settings, &format!("test-gw-{id}"), &user_topic, PARTITIONS, &[]);
     let producer = test_producer(&settings, &[]);
     let admin = common::admin_login(gateway.admin).await;
-    Rig { _serial: serial, addr: gateway.addr, admin, gateway, said, producer, bot_topic }
+    Rig { _serial: serial, addr: gateway.addr, admin, gateway, said, producer, settings, user_topic, bot_topic }
 }
 
 impl Rig {
@@ -99,10 +101,12 @@ impl Rig {
         assert!(found.is_ok(), "metric {needle:?} not reached:\n{}", self.metrics().await);
     }
 
+    /// Stops the gateway, then deletes the test's topics.
     async fn stop(self) {
-        self.gateway.stop().await;
-        // The topics are left in place: deleting a topic while clients still fetch from it has
-        // crashed the dev broker's storage (tansu 0.6 with sqlite).
+        let Rig { gateway, said, producer, settings, user_topic, bot_topic, .. } = self;
+        gateway.stop().await;
+        drop((said, producer));
+        delete_topics(&settings, &[&user_topic, &bot_topic]).await;
     }
 }
 

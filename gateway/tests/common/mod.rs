@@ -1,4 +1,4 @@
-//! Set-up shared by the gateway's integration tests that run against the dev broker (tansu from
+//! Set-up shared by the gateway's integration tests that run against the dev broker (nisshi from
 //! deploy/dev/up.sh, or any Kafka at `SWITCHBOARD_KAFKA_BROKERS`): fresh topics, a real gateway
 //! on 127.0.0.1:0, and the test's own Kafka clients playing the topology.
 //!
@@ -33,6 +33,15 @@ pub async fn create_topics(settings: &KafkaSettings, topics: &[&str], partitions
         .unwrap_or_else(|e| panic!("{e} (is the broker up? deploy/dev/up.sh)"))
     {
         outcome.unwrap_or_else(|(t, e)| panic!("creating {t}: {e} (is the broker up? deploy/dev/up.sh)"));
+    }
+}
+
+/// Deletes the test's `topics` (the broker deletes only those); panics when the broker refuses.
+pub async fn delete_topics(settings: &KafkaSettings, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = settings.client_config().create().expect("admin client");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for outcome in admin.delete_topics(topics, &options).await.unwrap_or_else(|e| panic!("deleting {topics:?}: {e}")) {
+        outcome.unwrap_or_else(|(t, e)| panic!("deleting {t}: {e}"));
     }
 }
 
@@ -160,14 +169,13 @@ pub fn consume_from_beginning(
     consumer
 }
 
-/// The test's producer (`acks=all`, 20 s message timeout); `extra` adds or overrides client
+/// The test's producer (idempotent, `acks=all`, 20 s message timeout); `extra` adds or overrides client
 /// settings (e.g. `linger.ms`).
 pub fn test_producer(settings: &KafkaSettings, extra: &[(&str, &str)]) -> FutureProducer {
     let mut config = settings.client_config();
     config
-        // Not idempotent: tansu 0.6.0 crashes when an idempotent producer outlives a broker
-        // restart (see sinks/src/kafka.rs), and other suites restart the shared dev broker.
-        .set("enable.idempotence", "false")
+        // Idempotent, like the project's producers.
+        .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "20000");
     with(config, extra).create().expect("producer")
