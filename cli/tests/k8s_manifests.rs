@@ -11,7 +11,8 @@
 //! admin listener has its own ClusterIP Service that nothing exposes, no Secret is committed and
 //! each one used is documented, every ClickHouse client logs in with the password Secret, and
 //! NetworkPolicies admit exactly the gateway, the topology and their jobs to the broker and
-//! ClickHouse; `user.said` is created with its retention. When
+//! ClickHouse; the broker is nisshi with sqlite on its volume; `user.said` is created with its
+//! retention. When
 //! the `kubernetes-validate` venv (deploy/dev/lib.sh `install_k8s_validator`) is there, the
 //! rendered manifests are also validated against the Kubernetes JSON schemas, strictly.
 //! Finally the topology's entrypoint is run with a fake resolver and a fake binary.
@@ -512,9 +513,25 @@ fn entrypoint_takes_the_index_from_the_ordinal_and_the_hosts_from_dns() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The create-topics Job's script, run with a fake `tansu` that records its arguments: only
-/// `user.said` is created with `cleanup.policy=delete` and the retention of the cluster
-/// ConfigMap (tansu trims a topic only under that policy; README "Retention").
+/// The broker is nisshi (`nisshi broker`, the image of deploy/k8s/images/nisshi.Containerfile)
+/// with its sqlite file in the working directory, which is the PersistentVolume.
+#[test]
+fn the_broker_is_nisshi_with_sqlite_on_its_volume() {
+    for overlay in ["dev", "production"] {
+        let docs = render(overlay);
+        let broker = &find(&docs, "StatefulSet", "broker").expect("broker StatefulSet")["spec"]["template"]["spec"]["containers"][0];
+        assert!(broker["image"].as_str().is_some_and(|i| i.contains("nisshi:0.8.1")), "{overlay}: {:?}", broker["image"]);
+        let args: Vec<&str> = broker["args"].as_sequence().expect("args").iter().filter_map(Value::as_str).collect();
+        assert_eq!((args[0], args.windows(2).find(|w| w[0] == "--storage-engine").map(|w| w[1])), ("broker", Some("sqlite://nisshi.db")), "{overlay}");
+        let mounts = broker["volumeMounts"].as_sequence().expect("mounts");
+        assert!(mounts.iter().any(|m| m["name"] == "data" && m["mountPath"] == broker["workingDir"]), "{overlay}: the sqlite file is not on the volume");
+    }
+}
+
+/// The create-topics Job's script, run with a fake `nisshi` that records its arguments and
+/// lists the topics it is given: only `user.said` is created with `cleanup.policy=delete` and
+/// the retention of the cluster ConfigMap (README "Retention"), and a topic the broker lists
+/// (by its exact name in nisshi's JSON) is not created again.
 #[test]
 fn the_topics_job_creates_user_said_with_its_retention() {
     let docs = render("dev");
@@ -523,6 +540,7 @@ fn the_topics_job_creates_user_said_with_its_retention() {
     assert_eq!(retention, "604800000", "the documented default: 7 days");
     let job = find(&docs, "Job", "create-topics").expect("create-topics Job");
     let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert!(container["image"].as_str().is_some_and(|i| i.starts_with("switchboard-nisshi:")), "{:?}", container["image"]);
     assert!(container["envFrom"].as_sequence().into_iter().flatten().any(|e| e["configMapRef"]["name"].as_str().is_some_and(|n| n.starts_with("switchboard-cluster"))));
     let script = container["args"][0].as_str().expect("the job's script");
 
@@ -530,24 +548,42 @@ fn the_topics_job_creates_user_said_with_its_retention() {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).expect("dirs");
     let calls = dir.join("calls");
-    std::fs::write(bin.join("tansu"), format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display())).expect("fake tansu");
-    Command::new("chmod").arg("+x").arg(bin.join("tansu")).status().expect("chmod");
-    let output = Command::new("sh")
-        .args(["-c", script])
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
-        .env("PARTITIONS_PER_NODE", "8")
-        .env("BROKER_NODES", "1")
-        .env("SWITCHBOARD_USER_SAID_RETENTION_MS", retention)
-        .output()
-        .expect("run the job's script");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let calls = std::fs::read_to_string(&calls).expect("tansu was called");
-    let creates: Vec<&str> = calls.lines().filter(|l| l.starts_with("topic create")).collect();
+    std::fs::write(
+        bin.join("nisshi"),
+        format!("#!/bin/sh\necho \"$@\" >> {}\n[ \"$1 $2\" = \"topic list\" ] && printf '%s\\n' \"$FAKE_TOPICS\"\nexit 0\n", calls.display()),
+    )
+    .expect("fake nisshi");
+    Command::new("chmod").arg("+x").arg(bin.join("nisshi")).status().expect("chmod");
+    let creates = |listed: &str| -> Vec<String> {
+        let _ = std::fs::remove_file(&calls);
+        let output = Command::new("sh")
+            .args(["-c", script])
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("PARTITIONS_PER_NODE", "8")
+            .env("BROKER_NODES", "1")
+            .env("SWITCHBOARD_USER_SAID_RETENTION_MS", retention)
+            .env("FAKE_TOPICS", listed)
+            .output()
+            .expect("run the job's script");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let calls = std::fs::read_to_string(&calls).expect("nisshi was called");
+        assert!(calls.lines().any(|l| l == "topic list --broker tcp://broker-0.broker:9092"), "{calls}");
+        calls.lines().filter(|l| l.starts_with("topic create")).map(String::from).collect()
+    };
     assert_eq!(
-        creates,
+        creates("[]"),
         [
             "topic create user.said --partitions 8 --config cleanup.policy=delete --config retention.ms=604800000 --broker tcp://broker-0.broker:9092",
             "topic create bot.said --partitions 8 --broker tcp://broker-0.broker:9092",
+            "topic create switchboard.dead-letter --partitions 8 --broker tcp://broker-0.broker:9092",
+        ]
+    );
+    // bot.said exists; a topic whose name merely contains user.said does not count.
+    let listed = r#"[{"error_code":0,"name":"bot.said","partitions":[]},{"error_code":0,"name":"test.user.said.1","partitions":[]}]"#;
+    assert_eq!(
+        creates(listed),
+        [
+            "topic create user.said --partitions 8 --config cleanup.policy=delete --config retention.ms=604800000 --broker tcp://broker-0.broker:9092",
             "topic create switchboard.dead-letter --partitions 8 --broker tcp://broker-0.broker:9092",
         ]
     );
