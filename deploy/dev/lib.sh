@@ -79,9 +79,9 @@ stop_broker() {
 }
 
 # user.said holds what users typed, unmasked: it keeps records for
-# SWITCHBOARD_USER_SAID_RETENTION_MS (default 7 days). The broker trims a topic only when its
-# cleanup.policy says delete, so both are set (README "Retention"). Applied at creation only:
-# the broker's CLI cannot change the configuration of an existing topic.
+# SWITCHBOARD_USER_SAID_RETENTION_MS (default 7 days), with cleanup.policy=delete set explicitly
+# too (README "Retention"); bot.said and the dead letter keep the broker's default (7 days, as
+# Kafka). Applied at creation only: the broker's CLI cannot change an existing topic's settings.
 create_topics() {
   local existing; existing=$(kafka_ready 2>/dev/null || true)
   local retention=${SWITCHBOARD_USER_SAID_RETENTION_MS:-604800000}
