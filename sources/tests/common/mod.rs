@@ -1,5 +1,6 @@
 //! A scratch nisshi broker for the tests that must restart or configure a broker of their own
 //! (its own port and sqlite file, so the shared dev broker is neither restarted nor touched).
+//! The gateway's tests include this file too (`#[path]`).
 //!
 //! Needs the `nisshi` binary (`deploy/dev/up.sh` installs it; `NISSHI` names another one).
 #![allow(dead_code)]
@@ -42,7 +43,9 @@ impl ScratchBroker {
         broker
     }
 
-    fn launch(&mut self) {
+    /// Starts the broker (again, after [`stop`](Self::stop)) on the same port and data, and waits
+    /// until it answers.
+    pub fn launch(&mut self) {
         let binary = nisshi();
         assert!(binary.is_file(), "no nisshi binary at {} (deploy/dev/up.sh installs it)", binary.display());
         let url = format!("tcp://127.0.0.1:{}", self.port);
