@@ -113,16 +113,29 @@ impl Metrics {
     /// `decided` and `handed_over` stages of each answered turn).
     pub fn record_out(&self, events: &[Event]) {
         let now = wall_clock_ms();
-        let decided = self.turn_stage_ms.get_or_create(&vec![("stage".into(), "decided".into())]);
-        let handed_over = self.turn_stage_ms.get_or_create(&vec![("stage".into(), "handed_over".into())]);
+        let mut latencies = Vec::new();
         for e in events {
             self.events_out.get_or_create(&vec![("kind".into(), e.kind().as_str().into())]).inc();
             if let Some(said_at) = said_at(e) {
-                let latency = e.occurred_at - said_at;
-                self.turn_latency_ms.observe(latency as f64);
-                decided.observe(latency as f64);
-                handed_over.observe((now - said_at).max(0) as f64);
+                latencies.push((e.occurred_at - said_at, now - said_at));
             }
+        }
+        if latencies.is_empty() {
+            return;
+        }
+        // One family guard at a time: get_or_create holds the family's lock while its guard
+        // lives, and creating a second label set meanwhile would wait for it forever.
+        for (decided, _) in &latencies {
+            self.turn_latency_ms.observe(*decided as f64);
+        }
+        let histogram = self.turn_stage_ms.get_or_create(&vec![("stage".into(), "decided".into())]);
+        for (decided, _) in &latencies {
+            histogram.observe(*decided as f64);
+        }
+        drop(histogram);
+        let histogram = self.turn_stage_ms.get_or_create(&vec![("stage".into(), "handed_over".into())]);
+        for (_, handed_over) in &latencies {
+            histogram.observe((*handed_over).max(0) as f64);
         }
     }
 
@@ -190,5 +203,38 @@ impl switchboard_sinks::FlushObserver for Metrics {
         self.clickhouse_inserts.get_or_create(&vec![("table".into(), table.into())]).inc();
         self.clickhouse_rows.get_or_create(&vec![("table".into(), table.into())]).inc_by(rows as u64);
         self.record_stage(&format!("clickhouse_insert_{table}"), took);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_schemas::{AnswerGenerated, EventId};
+
+    #[test]
+    fn answered_turns_fill_every_stage_and_rendering_never_waits() {
+        let answer = Event::new(
+            "d",
+            wall_clock_ms(),
+            EventBody::AnswerGenerated(AnswerGenerated {
+                in_reply_to: EventId::new_v7(),
+                client_msg_id: "m".into(),
+                text: "ok".into(),
+                intent: "greet".into(),
+                confidence: 0.9,
+                latency_ms: 12,
+            }),
+        );
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let metrics = Metrics::new();
+            metrics.record_out(std::slice::from_ref(&answer));
+            metrics.record_turn_stage("polled", [answer.occurred_at - 12]);
+            let _ = done.send(metrics.render());
+        });
+        let text = finished.recv_timeout(Duration::from_secs(10)).expect("recording and rendering finish (no lock held twice)");
+        for stage in ["decided", "handed_over", "polled"] {
+            assert!(text.contains(&format!("switchboard_turn_stage_ms_count{{stage=\"{stage}\"}} 1")), "{stage} in {text}");
+        }
     }
 }
