@@ -110,7 +110,8 @@ fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metri
     graph.aggregates = metrics.as_ref().map(|m| m.live_aggregates());
     graph.metrics = metrics;
     if clock == Clock::Wall && config.expire_turns_after_ms > 0 {
-        graph.expire_after_ms = Some(config.expire_turns_after_ms);
+        let after = i64::try_from(config.expire_turns_after_ms).unwrap_or(i64::MAX);
+        graph.expiry = Some(Arc::new(switchboard_operators::analysis::Expiry::after(after)));
     }
     Ok(graph)
 }

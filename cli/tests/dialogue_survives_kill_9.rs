@@ -13,70 +13,11 @@
 mod common;
 
 use common::*;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::time::{Duration, Instant};
+use rdkafka::producer::FutureProducer;
+use std::time::Duration;
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_schemas::*;
 use switchboard_sources::admin::ensure_topics;
-
-const WAIT: Duration = Duration::from_secs(120);
-
-/// Produces one user turn and returns its event.
-async fn say(producer: &FutureProducer, topic: &str, dialogue: &str, message: &str, text: &str) -> Event {
-    let event = Event::new(
-        dialogue,
-        switchboard_topology::time::wall_clock_ms(),
-        EventBody::UserSaid(UserSaid { client_msg_id: message.into(), user_id: "u".into(), locale: Locale::ZhCn, text: text.into() }),
-    );
-    let payload = encode(&event);
-    producer
-        .send(FutureRecord::to(topic).key(dialogue).payload(&payload), Duration::from_secs(20))
-        .await
-        .map_err(|(e, _)| e)
-        .expect("turn produced");
-    event
-}
-
-/// The reply to `turn` once ClickHouse has it: (kind, intent, text).
-async fn reply_to(settings: &ClickHouseSettings, database: &str, turn: &Event) -> (String, String, String) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let rows = clickhouse_on(settings, database)
-            .client()
-            .query(
-                "SELECT toString(kind), toString(intent), text FROM events FINAL \
-                 WHERE kind IN ('answer_generated', 'handoff_requested') AND in_reply_to = toUUID(?)",
-            )
-            .bind(turn.event_id.to_string())
-            .fetch_all::<(String, String, String)>()
-            .await
-            .unwrap_or_default();
-        if let Some(row) = rows.into_iter().next() {
-            return row;
-        }
-        assert!(Instant::now() < deadline, "no reply to {} within {WAIT:?}", turn.event_id);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits until `dialogue`'s state is saved as open.
-async fn wait_saved(settings: &ClickHouseSettings, database: &str, dialogue: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let state = clickhouse_on(settings, database)
-            .client()
-            .query("SELECT state FROM sessions FINAL WHERE dialogue_id = ? AND closed = 0")
-            .bind(dialogue)
-            .fetch_all::<String>()
-            .await
-            .unwrap_or_default();
-        if let Some(state) = state.into_iter().next() {
-            return state;
-        }
-        assert!(Instant::now() < deadline, "the state of {dialogue} was not saved within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_answer_is_completed_after_the_topology_is_killed_and_restarted() {

@@ -93,6 +93,38 @@ fn staged((event, partition, offset, record_time, partition_watermark): (Event, 
     }
 }
 
+/// When turns expire (see [`analyze_batch`]).
+#[derive(Debug, Default)]
+pub struct Expiry {
+    /// A turn met more than this many ms after it was said is expired.
+    pub after_ms: i64,
+    /// Per source partition, the high watermark when this run started reading it. A record
+    /// before it may have been processed (and answered) by a run that crashed before committing
+    /// it: it is redone as it was done then, never expired, so that what is recorded is what
+    /// the user was told.
+    pub redo_below: std::sync::RwLock<HashMap<i32, i64>>,
+}
+
+impl Expiry {
+    /// Expiry after `after_ms`, with no partition opened yet.
+    pub fn after(after_ms: i64) -> Self {
+        Expiry { after_ms, redo_below: Default::default() }
+    }
+
+    /// Records where a run started reading `partition`.
+    pub fn opened(&self, partition: i32, high_watermark: i64) {
+        if let Ok(mut map) = self.redo_below.write() {
+            map.insert(partition, high_watermark);
+        }
+    }
+
+    /// Whether `record` may have been processed before this run started.
+    fn may_be_redone(&self, record: &SourceRecord) -> bool {
+        // Unknown partition (or a poisoned lock): assume a redo; never expire wrongly.
+        self.redo_below.read().map_or(true, |map| map.get(&record.partition).is_none_or(|below| record.offset < *below))
+    }
+}
+
 /// An expired turn's outputs: its masked `user_said` and the timeout handoff.
 fn expired(turn: Turn, masked: String, now_ms: i64, limit: i64) -> [Stage; 2] {
     let mut said = turn.event;
@@ -123,18 +155,18 @@ fn masked_input(mut event: Event) -> Event {
 /// loading: [`crate::Error::is_transient`]) is returned instead: nothing of the batch is
 /// decided, and the caller retries it later. Only what can never succeed is a dead letter.
 ///
-/// With `expire_after_ms` (live runs only), a turn that has waited longer than that since the
-/// gateway received it is expired: its user already got the gateway's timeout handoff, so it is
-/// not understood or answered (under overload the model's time goes to turns that can still be
-/// answered in time); its one recorded outcome is that same timeout handoff (same derived id as
-/// the gateway's).
+/// With an [`Expiry`] (live runs only), a turn that has waited longer than its limit since the
+/// gateway received it is expired: it is not understood or answered (under overload the model's
+/// time goes to turns that can still be answered in time); its one recorded outcome is the
+/// timeout handoff its user gets from the gateway (same derived id as the gateway's). A turn
+/// read again after a restart is never expired (see [`Expiry::redo_below`]).
 pub fn analyze_batch(
     records: &[SourceRecord],
     understand: &dyn Understand,
     versions: &Versions,
     clock: RecordClock,
     watermarks: &mut PartitionWatermarks,
-    expire_after_ms: Option<i64>,
+    expiry: Option<&Expiry>,
 ) -> crate::Result<Vec<Stage>> {
     let mut out = Vec::with_capacity(records.len() * 2);
     let mut turns: Vec<Pending> = Vec::new();
@@ -146,8 +178,8 @@ pub fn analyze_batch(
             Ok(Input::Turn(turn)) => {
                 let masked = pii::mask(&turn.said.text).into_owned();
                 let waited = now_ms - turn.event.occurred_at.min(record.timestamp_ms);
-                match expire_after_ms.filter(|limit| clock.clock == Clock::Wall && waited > *limit) {
-                    Some(limit) => out.extend(expired(turn, masked, now_ms, limit)),
+                match expiry.filter(|e| clock.clock == Clock::Wall && waited > e.after_ms && !e.may_be_redone(record)) {
+                    Some(e) => out.extend(expired(turn, masked, now_ms, e.after_ms)),
                     None => turns.push(Pending { turn, masked, record_time: record.timestamp_ms, now_ms, watermark }),
                 }
             }
@@ -255,7 +287,9 @@ mod tests {
         let (old, old_said) = record(now - 2_500, 2);
         let understand = Counting::default();
         let clock = RecordClock { clock: Clock::Wall, epoch_now: now };
-        let out = analyze_batch(&[old, fresh], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000)).expect("analysed");
+        let expiry = Expiry::after(2_000);
+        expiry.opened(0, 0);
+        let out = analyze_batch(&[old, fresh], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(&expiry)).expect("analysed");
         assert_eq!(understand.0.load(Ordering::Relaxed), 1, "only the fresh turn went through the model");
         let handoffs: Vec<&Event> = out
             .iter()
@@ -281,11 +315,26 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_that_may_have_been_answered_before_a_restart_is_redone_not_expired() {
+        let now = 1_000_000;
+        let (old, _) = record(now - 2_500, 2);
+        let understand = Counting::default();
+        let expiry = Expiry::after(2_000);
+        expiry.opened(0, 3); // offset 2 was already there when this run started reading
+        let clock = RecordClock { clock: Clock::Wall, epoch_now: now };
+        let out = analyze_batch(&[old], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(&expiry)).expect("analysed");
+        assert_eq!(understand.0.load(Ordering::Relaxed), 1, "understood as the first time");
+        assert_eq!(out.iter().filter(|s| matches!(s, Stage::Turn { .. })).count(), 1);
+    }
+
+    #[test]
     fn record_time_never_expires() {
         let (old, _) = record(1_000, 1);
         let understand = Counting::default();
         let clock = RecordClock { clock: Clock::Virtual, epoch_now: 1_000_000 };
-        let out = analyze_batch(&[old], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(2_000)).expect("analysed");
+        let expiry = Expiry::after(2_000);
+        expiry.opened(0, 0);
+        let out = analyze_batch(&[old], &understand, &Versions::new(), clock, &mut PartitionWatermarks::default(), Some(&expiry)).expect("analysed");
         assert_eq!(understand.0.load(Ordering::Relaxed), 1);
         assert_eq!(out.iter().filter(|s| matches!(s, Stage::Turn { .. })).count(), 1);
     }

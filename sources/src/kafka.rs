@@ -66,6 +66,8 @@ pub struct KafkaSource {
     end: Option<BTreeMap<i32, i64>>,
     /// Next offset to read per partition (what a commit would record).
     position: BTreeMap<i32, i64>,
+    /// The high watermark of each partition when the source was opened.
+    opened_at: BTreeMap<i32, i64>,
 }
 
 /// Kafka metadata and offset lookups wait at most this long.
@@ -194,12 +196,19 @@ impl KafkaSource {
             tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
         }
         consumer.assign(&tpl)?;
-        Ok(KafkaSource { consumer, topic: topic.to_string(), partitions, end, position: starts })
+        let opened_at = low_high.iter().map(|(p, (_, high))| (*p, *high)).collect();
+        Ok(KafkaSource { consumer, topic: topic.to_string(), partitions, end, position: starts, opened_at })
     }
 
     /// The partitions this source owns.
     pub fn partitions(&self) -> &[i32] {
         &self.partitions
+    }
+
+    /// The high watermark of each owned partition when the source was opened: records before
+    /// it may have been processed by an earlier run that stopped before committing them.
+    pub fn opened_at(&self) -> &BTreeMap<i32, i64> {
+        &self.opened_at
     }
 
     /// The next offset to read per partition.

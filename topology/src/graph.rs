@@ -34,15 +34,15 @@ pub struct GraphConfig {
     pub aggregates: Option<Arc<LiveAggregates>>,
     /// Where a sink failure is reported to the runner.
     pub failure: Failure,
-    /// Live runs: a turn met this long after it was said is expired (its user already got the
-    /// gateway's timeout handoff) and is recorded, not understood. None on record time.
-    pub expire_after_ms: Option<u64>,
+    /// Live runs: when a turn met too long after it was said is expired (recorded with the
+    /// gateway's timeout handoff, not understood). None on record time.
+    pub expiry: Option<Arc<switchboard_operators::analysis::Expiry>>,
 }
 
 impl GraphConfig {
     /// A configuration with no metrics and no live aggregates.
     pub fn new(understand: Arc<dyn Understand>, session: SessionConfig, clock: Clock) -> Self {
-        GraphConfig { understand, session, clock, metrics: None, aggregates: None, failure: Failure::default(), expire_after_ms: None }
+        GraphConfig { understand, session, clock, metrics: None, aggregates: None, failure: Failure::default(), expiry: None }
     }
 }
 
@@ -55,7 +55,7 @@ pub fn build<'s>(
     sink: Box<dyn EventSink>,
 ) -> ProbeHandle<Time> {
     let versions = input.versions(config.understand.clone());
-    let staged = input.analyse(versions, config.understand.clone(), config.clock, config.expire_after_ms, config.metrics.clone());
+    let staged = input.analyse(versions, config.understand.clone(), config.clock, config.expiry.clone(), config.metrics.clone());
     let outputs = staged.sessions(restored, config.session.clone(), config.clock, config.metrics.clone());
     if let Some(live) = &config.aggregates {
         outputs.events().aggregate(live.clone());

@@ -8,7 +8,7 @@ use crate::versions::{VersionRecord, VersionsAsOf};
 use differential_dataflow::collection::VecCollection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchboard_operators::analysis::{analyze_batch, PartitionWatermarks};
+use switchboard_operators::analysis::{analyze_batch, Expiry, PartitionWatermarks};
 use switchboard_operators::stage::Stage;
 use switchboard_operators::understand::Understand;
 use switchboard_schemas::SourceRecord;
@@ -26,7 +26,7 @@ pub trait AnalyseStream<'s> {
         versions: VecCollection<'s, Time, VersionRecord, isize>,
         understand: Arc<dyn Understand>,
         clock: Clock,
-        expire_after_ms: Option<u64>,
+        expiry: Option<Arc<Expiry>>,
         metrics: Option<Arc<Metrics>>,
     ) -> Stream<'s, Time, Vec<Stage>>;
 }
@@ -42,10 +42,9 @@ impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
         versions: VecCollection<'s, Time, VersionRecord, isize>,
         understand: Arc<dyn Understand>,
         clock: Clock,
-        expire_after_ms: Option<u64>,
+        expiry: Option<Arc<Expiry>>,
         metrics: Option<Arc<Metrics>>,
     ) -> Stream<'s, Time, Vec<Stage>> {
-        let expire = expire_after_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
         let scope = self.scope();
         self.clone()
             .binary_frontier(versions.inner, Pipeline, Pipeline, "Analyse", move |_cap, info| {
@@ -73,7 +72,7 @@ impl<'s> AnalyseStream<'s> for Stream<'s, Time, Vec<SourceRecord>> {
                         let started = std::time::Instant::now();
                         let pinned = versions_as_of.at(time);
                         let now = RecordClock { clock, epoch_now: clock.now(time) };
-                        let staged = match analyze_batch(&records, understand.as_ref(), &pinned, now, &mut watermarks, expire) {
+                        let staged = match analyze_batch(&records, understand.as_ref(), &pinned, now, &mut watermarks, expiry.as_deref()) {
                             Ok(staged) => {
                                 backoff = RETRY_FIRST;
                                 staged

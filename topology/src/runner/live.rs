@@ -156,6 +156,11 @@ pub fn run(
             Layout::Process(_) => 0,
         };
         tracing::info!(process, worker = index, peers, partitions = ?source.partitions(), "worker owns partitions");
+        if let Some(expiry) = &graph_config.expiry {
+            for (partition, high) in source.opened_at() {
+                expiry.opened(*partition, *high);
+            }
+        }
         // A bounded run's total: records up to the high watermark (an upper bound when the
         // range ends earlier).
         if let (Some(bar), Some(_)) = (&bar, &options.end) {
