@@ -70,9 +70,9 @@ def delta(a, b, key):
     return b.get(key, 0.0) - a.get(key, 0.0)
 
 
-def mean(a, b, name):
-    count = delta(a, b, name + "_count")
-    return round(delta(a, b, name + "_sum") / count, 1) if count > 0 else None
+def mean(a, b, name, labels="", scale=1.0):
+    count = delta(a, b, name + "_count" + labels)
+    return round(scale * delta(a, b, name + "_sum" + labels) / count, 1) if count > 0 else None
 
 
 def report(before_path, after_path):
@@ -80,11 +80,9 @@ def report(before_path, after_path):
     seconds = max(b["at"] - a["at"], 1e-9)
     t0, t1, g0, g1 = a["topology"], b["topology"], a["gateway"], b["gateway"]
     stages = {}
-    produce = mean(g0, g1, "switchboard_gateway_kafka_produce_seconds")
-    if produce is not None:
-        stages["gateway_produce_acked"] = round(produce * 1000, 1)
+    stages["gateway_produce_acked"] = mean(g0, g1, "switchboard_gateway_kafka_produce_seconds", scale=1000.0)
     for stage in ["polled", "understood", "decided", "handed_over", "reply_acked", "durable"]:
-        stages[stage] = mean(t0, t1, f'switchboard_turn_stage_ms{{stage="{stage}"}}')
+        stages[stage] = mean(t0, t1, "switchboard_turn_stage_ms", f'{{stage="{stage}"}}')
     stages["gateway_reply_received"] = mean(g0, g1, "switchboard_gateway_reply_received_ms")
     inserts = {}
     for table in ["events", "sessions"]:

@@ -103,9 +103,8 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            // Long polling: the broker answers a waiting fetch as soon as one record is there
-            // (fetch.min.bytes 1), so the wait costs no latency, and an idle consumer asks the
-            // broker twice a second instead of a hundred times.
+            // Long polling, bounded: see KafkaSettings::fetch_wait_ms for the latency / idle
+            // CPU trade-off on nisshi.
             .set("fetch.wait.max.ms", KafkaSettings::fetch_wait_ms().to_string())
             .set("fetch.min.bytes", "1")
             .create()?;

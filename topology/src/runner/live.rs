@@ -75,9 +75,9 @@ pub struct RunOptions {
     pub commit: bool,
     /// Most records per worker and epoch.
     pub batch_max: usize,
-    /// Longest a worker waits before it advances its input with nothing to read (timers:
-    /// idle closes, waits for an agent; peers in other processes), and the feeder's longest
-    /// wait in the consumer between two looks at its commit requests.
+    /// Longest a worker of a cluster process waits before it advances its input with nothing
+    /// to read (its peers in other processes wait for that); a single process's workers wake
+    /// each other and tick every 250 ms (or this, if longer) for the session's timers.
     pub poll_wait: Duration,
     /// Records read and not yet durable, per process, above which reading pauses.
     pub max_in_flight: usize,
@@ -93,6 +93,15 @@ pub struct RunOptions {
 
 /// Longest a worker parks while it drains at the end of a run before it looks again.
 const PARK: Duration = Duration::from_millis(20);
+
+/// The feeder's longest wait in the consumer (it returns as soon as a record is there) between
+/// two looks at its commit requests.
+const FEEDER_POLL: Duration = Duration::from_millis(100);
+
+/// With nothing to read, a worker of a single process advances its input this often (for the
+/// session's timers); its peers wake it as soon as any of them has records. A cluster process
+/// cannot wake its peers in other processes, so there `poll_wait` (short) applies.
+const IDLE_TICK: Duration = Duration::from_millis(250);
 
 /// Between two offset commits at least this long.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
@@ -236,7 +245,7 @@ fn drive(
     max_in_flight: usize,
 ) -> Result<u64> {
     wakers.register();
-    let feeder = Feeder::spawn(source, index, options.batch_max, options.poll_wait, wakers.clone(), metrics.clone())
+    let feeder = Feeder::spawn(source, index, options.batch_max, FEEDER_POLL, wakers.clone(), metrics.clone())
         .map_err(|e| Error::Start(format!("cannot start the feeder thread of worker {index}: {e}")))?;
     let mut time: Time = 0;
     let mut records_read: u64 = 0;
@@ -251,6 +260,10 @@ fn drive(
     let mut last_advance = Instant::now();
     let mut ended = false;
     let mut source_error = None;
+    let idle_tick = match options.layout {
+        Layout::Process(_) => IDLE_TICK.max(options.poll_wait),
+        Layout::Cluster { .. } => options.poll_wait,
+    };
     while !(STOP.load(Ordering::Relaxed) || failure.failed() || ended) {
         let mut batch = Vec::new();
         let mut position = None;
@@ -272,7 +285,7 @@ fn drive(
             }
         }
         let generation = wakers.generation();
-        if !batch.is_empty() || generation != seen_generation || last_advance.elapsed() >= options.poll_wait {
+        if !batch.is_empty() || generation != seen_generation || last_advance.elapsed() >= idle_tick {
             seen_generation = generation;
             last_advance = Instant::now();
             let wall = u64::try_from(wall_clock_ms()).unwrap_or(0);
@@ -306,7 +319,7 @@ fn drive(
                 fed_position = Some(after);
             }
         }
-        worker.step_or_park(Some(options.poll_wait.saturating_sub(last_advance.elapsed())));
+        worker.step_or_park(Some(idle_tick.saturating_sub(last_advance.elapsed())));
         while let Some((epoch, _, _)) = pending.front() {
             if probe.less_than(&(epoch + 1)) {
                 break;
