@@ -15,7 +15,7 @@
 # topology and gateway it starts itself are stopped at the end, those it found running stay (a
 # running gateway whose open-files limit is too low and cannot be raised is restarted first).
 # SWITCHBOARD_GATEWAY_LISTEN (default 127.0.0.1:8080) and SWITCHBOARD_WORKERS (default 2) as
-# for run.sh; SWITCHBOARD_BIN=PATH skips the release build and uses that binary (for trying the
+# for run.sh; SWITCHBOARD_TOPOLOGY_CONFIG=FILE starts the topology with that --config; SWITCHBOARD_BIN=PATH skips the release build and uses that binary (for trying the
 # script). Run it on a quiet machine: everything, the load generator included, shares it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -52,7 +52,9 @@ say "open-files limit $(ulimit -n); net.core.somaxconn $(cat /proc/sys/net/core/
 # 1 024 dialogues by default; they stop one client from exhausting the gateway) are raised for
 # the gateway this script starts. A gateway found running keeps its own settings.
 export SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS="${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS:-$connections}"
-export SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS="${SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS:-$((connections * 4))}"
+# The load generator starts a new dialogue after each handoff (as the chat page's "back to the
+# bot" does), so at high rates one address holds many more dialogues than connections.
+export SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS="${SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS:-$((connections * 64))}"
 export SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS="${SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS:-$connections}"
 if [ "${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS:-10000}" -lt "$connections" ]; then
   die "SWITCHBOARD_GATEWAY_MAX_CONNECTIONS=${SWITCHBOARD_GATEWAY_MAX_CONNECTIONS} is below --connections $connections"
@@ -106,7 +108,8 @@ if pid_alive topology; then
   say "reusing the running topology"
 else
   say "starting the topology (log: $STATE/topology.log)"
-  ( exec setsid "$bin" run --workers "${SWITCHBOARD_WORKERS:-2}" >>"$STATE/topology.log" 2>&1 ) &
+  ( exec setsid "$bin" run --workers "${SWITCHBOARD_WORKERS:-2}" ${SWITCHBOARD_TOPOLOGY_CONFIG:+--config "$SWITCHBOARD_TOPOLOGY_CONFIG"} \
+      >>"$STATE/topology.log" 2>&1 ) &
   echo $! >"$STATE/topology.pid"; started+=(topology)
 fi
 if ! pid_alive gateway; then

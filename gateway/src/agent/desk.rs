@@ -137,6 +137,19 @@ impl Desk {
         broadcast(&s, &frame);
     }
 
+    /// The newest waiting dialogues (at most `limit`) whose details were not looked up yet.
+    pub(crate) fn unenriched(&self, limit: usize) -> Vec<String> {
+        let s = self.lock();
+        let mut missing: Vec<(i64, String)> = s
+            .waiting
+            .values()
+            .filter(|w| w.locale.is_none() && w.last_intent.is_none())
+            .map(|w| (w.since_ms, w.dialogue_id.clone()))
+            .collect();
+        missing.sort_unstable_by(|a, b| b.cmp(a));
+        missing.into_iter().take(limit).map(|(_, d)| d).collect()
+    }
+
     /// The `queue` frame now.
     pub(crate) fn queue(&self) -> String {
         queue_frame(&self.lock(), crate::hub::now_ms())

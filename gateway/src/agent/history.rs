@@ -19,7 +19,13 @@ pub(crate) const MAX_TRANSCRIPT: u64 = 500;
 /// A read-only ClickHouse client for the agent side.
 pub(crate) struct History {
     client: clickhouse::Client,
+    /// Detail lookups run at most this many at a time: under load many dialogues are handed
+    /// off at once, and each lookup is three `FINAL` reads.
+    lookups: tokio::sync::Semaphore,
 }
+
+/// Detail lookups in flight at once.
+const LOOKUPS: usize = 2;
 
 #[derive(Deserialize, clickhouse::Row)]
 struct PayloadRow {
@@ -51,7 +57,7 @@ pub(crate) struct TranscriptEvent {
 impl History {
     /// A client for `settings` (nothing is contacted until a read).
     pub(crate) fn new(settings: &ClickHouseSettings) -> History {
-        History { client: crate::console::queries::read_only_client(settings, READ_TIMEOUT) }
+        History { client: crate::console::queries::read_only_client(settings, READ_TIMEOUT), lookups: tokio::sync::Semaphore::new(LOOKUPS) }
     }
 
     /// The payload of the dialogue's latest event of `kind`, if any.
@@ -112,6 +118,7 @@ impl History {
         &self,
         dialogue_id: &str,
     ) -> Result<(Option<String>, Option<String>, BTreeMap<String, String>), String> {
+        let _permit = self.lookups.acquire().await.map_err(|_| "lookups closed".to_string())?;
         let read = async {
             let said = self.latest(dialogue_id, "user_said").await?;
             let intent = self.latest(dialogue_id, "intent_recognized").await?;

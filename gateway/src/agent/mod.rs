@@ -55,6 +55,9 @@ pub(crate) struct AgentSide {
     pub(crate) history: Option<Arc<History>>,
 }
 
+/// Waiting dialogues whose details are looked up when an agent connects (the newest first).
+const ENRICH_ON_JOIN: usize = 200;
+
 impl AgentSide {
     /// A desk, with a history when `clickhouse` is set.
     pub(crate) fn new(clickhouse: Option<&switchboard_schemas::settings::ClickHouseSettings>) -> AgentSide {
@@ -83,7 +86,10 @@ impl AgentSide {
     /// Takes in one `bot.said` event; a newly waiting dialogue gets its details looked up.
     /// The agent who just got a dialogue also gets its transcript.
     pub(crate) fn observe(&self, event: &switchboard_schemas::Event) {
-        if self.desk.observe(event) {
+        // Details are looked up only while an agent is there to see them (each lookup reads
+        // ClickHouse, and under load many dialogues are handed off); an agent who connects
+        // gets the newest ones looked up then ([`AgentSide::enrich_waiting`]).
+        if self.desk.observe(event) && self.desk.online() > 0 {
             self.enrich(event.dialogue_id.clone());
         }
         if let switchboard_schemas::EventBody::OwnershipChanged(o) = &event.body {
@@ -105,6 +111,14 @@ impl AgentSide {
             let frame = socket::transcript_frame(&history, &dialogue_id).await;
             desk.send_to(&agent, &frame);
         });
+    }
+
+    /// Looks up the details of the newest waiting dialogues that lack them (when an agent
+    /// connects).
+    pub(crate) fn enrich_waiting(&self) {
+        for dialogue_id in self.desk.unenriched(ENRICH_ON_JOIN) {
+            self.enrich(dialogue_id);
+        }
     }
 
     fn enrich(&self, dialogue_id: String) {

@@ -45,6 +45,7 @@ async fn run(mut socket: WebSocket, shared: Arc<Shared>, identity: Identity) {
     let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared.desk.join(id, &identity.user, tx.clone());
+    super::AgentSide { desk: shared.desk.clone(), history: shared.history.clone() }.enrich_waiting();
     tracing::info!(agent = %identity.user, conn = id, "agent connected");
     let mut bucket = TokenBucket::new(10.0, 30, std::time::Instant::now());
     let mut drain = shared.drain.subscribe();
