@@ -71,11 +71,11 @@ impl AgentSide {
         tokio::spawn(async move {
             match history.open_queue().await {
                 Ok((waiting, owned)) => {
-                    let ids: Vec<String> = waiting.iter().map(|w| w.dialogue_id.clone()).collect();
                     tracing::info!(waiting = waiting.len(), with_agents = owned.len(), "agent queue loaded");
                     side.desk.seed(waiting, owned);
-                    for d in ids {
-                        side.enrich(d);
+                    // Details are looked up for the newest when an agent connects.
+                    if side.desk.online() > 0 {
+                        side.enrich_waiting();
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the open agent queue; it fills from bot.said"),
