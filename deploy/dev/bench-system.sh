@@ -202,7 +202,9 @@ PY
   [ "$v" = pass ]
 }
 
-# Idle: everything up, no turns, for 10 s.
+# Idle: everything up, no turns, for 10 s, after 20 s to settle (the gateway reads the open
+# agent queue at start, the topology its saved sessions).
+sleep 20
 "${breakdown[@]}" snapshot "$run_dir/idle-before.json"
 sleep 10
 "${breakdown[@]}" snapshot "$run_dir/idle-after.json"

@@ -69,6 +69,7 @@ pub(super) struct Stats {
     pub(super) latencies: Vec<f64>,
     pub(super) answered: u64,
     pub(super) handoffs: u64,
+    pub(super) timeout_handoffs: u64,
     pub(super) queued: u64,
     pub(super) errors: u64,
     pub(super) timeouts: u64,
@@ -85,6 +86,7 @@ impl Stats {
         self.latencies.extend(other.latencies);
         self.answered += other.answered;
         self.handoffs += other.handoffs;
+        self.timeout_handoffs += other.timeout_handoffs;
         self.queued += other.queued;
         self.errors += other.errors;
         self.timeouts += other.timeouts;
@@ -170,7 +172,12 @@ pub(super) async fn connection(mut ws: Socket, mut says: mpsc::UnboundedReceiver
                                 Some(latency) => {
                                     match kind {
                                         "answer" => stats.answered += 1,
-                                        "handoff" => stats.handoffs += 1,
+                                        "handoff" => {
+                                            stats.handoffs += 1;
+                                            if v["reason"].as_str() == Some("timeout") {
+                                                stats.timeout_handoffs += 1;
+                                            }
+                                        }
                                         _ => stats.queued += 1,
                                     }
                                     record(&mut stats, Some(latency));

@@ -160,6 +160,8 @@ pub struct LoadReport {
     pub answered: u64,
     /// Says answered with `handoff` (including the gateway's `timeout` handoffs).
     pub handoffs: u64,
+    /// Of those, the gateway's `timeout` handoffs: says not answered within its answer timeout.
+    pub timeout_handoffs: u64,
     /// Says answered with `queued`: their dialogue was handed off earlier and waits for, or is
     /// with, a human agent.
     pub queued: u64,
@@ -314,6 +316,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport> {
         sent: total,
         answered: all.answered,
         handoffs: all.handoffs,
+        timeout_handoffs: all.timeout_handoffs,
         queued: all.queued,
         errors: all.errors,
         timeouts: all.timeouts,
