@@ -527,7 +527,11 @@ mod ownership_tests;
 
 /// The reply already given to the say `said`, if the dialogue still remembers it.
 fn reply_to(state: &DialogueState, said: EventId) -> Option<Event> {
-    state.recent_replies.iter().find(|reply| reply_in_reply_to(reply) == Some(said)).cloned()
+    state
+        .recent_replies
+        .iter()
+        .filter_map(|json| switchboard_schemas::decode_str(json).ok())
+        .find(|reply| reply_in_reply_to(reply) == Some(said))
 }
 
 /// Remembers `reply` as the answer to its say, forgetting the oldest beyond [`RECENT_REPLIES`].
@@ -535,7 +539,7 @@ fn remember_reply(state: &mut DialogueState, reply: &Event) {
     if state.recent_replies.len() >= RECENT_REPLIES {
         state.recent_replies.remove(0);
     }
-    state.recent_replies.push(reply.clone());
+    state.recent_replies.push(String::from_utf8_lossy(&switchboard_schemas::encode(reply)).into_owned());
 }
 
 /// The say a reply answers.

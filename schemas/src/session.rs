@@ -50,11 +50,13 @@ pub struct DialogueState {
     /// wait times out back to the bot, cleared by the next reply).
     #[serde(default)]
     pub apology_due: bool,
-    /// The replies to the last few says (at most [`RECENT_REPLIES`]): a say that comes again
-    /// (the same event id: the same dialogue and client message id) is not applied again; its
-    /// reply is sent again instead, with the same id, for the gateway that now holds the user.
+    /// The replies to the last few says (at most [`RECENT_REPLIES`]), each as its encoded JSON
+    /// (an event's flattened body cannot cross a process boundary through bincode): a say that
+    /// comes again (the same event id: the same dialogue and client message id) is not applied
+    /// again; its reply is sent again instead, with the same id, for the gateway that now holds
+    /// the user.
     #[serde(default)]
-    pub recent_replies: Vec<crate::Event>,
+    pub recent_replies: Vec<String>,
 }
 
 /// How many says' replies a dialogue keeps for answering a say sent again.

@@ -144,3 +144,35 @@ fn an_understanding_failure_that_can_pass_is_retried_not_dead_lettered() {
     assert_eq!(replies(&events, "a"), vec!["客服时间为每天 9:00–21:00。".to_string(), "closed".into()]);
     assert_eq!(replies(&events, "b"), vec!["We answer from 9:00 to 21:00 every day.".to_string(), "closed".into()]);
 }
+
+#[test]
+fn saved_sessions_with_remembered_replies_cross_a_process_boundary_through_bincode() {
+    use switchboard_operators::session::{SessionConfig, Sessions};
+    use timely::dataflow::channels::ContainerBytes;
+    // A dialogue that answered a say: its state remembers the reply (restored sessions are
+    // exchanged between the processes of a cluster at start).
+    let mut sessions = Sessions::new(SessionConfig::default());
+    let record = user_said_record(0, 0, T0, "d", Locale::ZhCn, "营业时间是几点");
+    let said = switchboard_schemas::decode(&record.value).expect("decodes");
+    let EventBody::UserSaid(body) = &said.body else { panic!("a say") };
+    let turn = switchboard_operators::session::TurnAnalysis {
+        said: said.clone(),
+        client_msg_id: body.client_msg_id.clone(),
+        masked_text: body.text.clone(),
+        locale: Locale::ZhCn,
+        intent: "opening_hours".into(),
+        confidence: 0.95,
+        model_version: "m".into(),
+        retrieved: None,
+        kb_version: "k".into(),
+        slots: Default::default(),
+        asks_for_human: false,
+    };
+    sessions.on_turn(turn, T0, T0 + 5);
+    let snapshots = sessions.take_changes();
+    assert!(!snapshots[0].state.as_ref().expect("open").recent_replies.is_empty());
+    let mut bytes = Vec::new();
+    snapshots.into_bytes(&mut bytes);
+    let back = <Vec<switchboard_schemas::session::SessionSnapshot> as ContainerBytes>::from_bytes(timely::bytes::arc::BytesMut::from(bytes).freeze());
+    assert_eq!(back, snapshots);
+}
