@@ -16,7 +16,6 @@ use common::*;
 use rdkafka::producer::FutureProducer;
 use std::time::Duration;
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
-use switchboard_schemas::*;
 use switchboard_sources::admin::ensure_topics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +36,6 @@ async fn a_pending_answer_is_completed_after_the_topology_is_killed_and_restarte
     let log = work.join("run.log");
     let producer: FutureProducer = kafka
         .client_config()
-        .set("enable.idempotence", "false")
         .set("acks", "all")
         .create()
         .expect("producer");

@@ -273,7 +273,9 @@ fn run_bounded(mut command: Command, limit: Duration) -> (Option<i32>, String, S
 fn refused_clients_exit_fast_with_one_clear_line() {
     let secure = Secure::start();
     let wrong_password = "Wr0ng-Pa55word-q7Zx-distinctive";
-    let cases: [(&str, Option<(&str, &str)>, &str); 3] = [
+    // (what, the credentials given (user, password), the one line expected)
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 3] = [
         (
             "wrong password",
             Some(("switchboard", wrong_password)),

@@ -302,7 +302,7 @@ pub fn erf(x: f32) -> f32 {
     p = x2.mul_add(p, -2.101_024e-6);
     p = x2.mul_add(p, -5.692_506_4e-5);
     p = x2.mul_add(p, -7.349_906_3e-4);
-    p = x2.mul_add(p, -2.954_600_0e-3);
+    p = x2.mul_add(p, -2.954_6e-3);
     p = x2.mul_add(p, -1.609_603_3e-2);
     let p = x * p;
     let mut q = x2.mul_add(-1.456_607_2e-5, -2.133_740_6e-4);
