@@ -150,9 +150,23 @@ fn run_group(backend: &LocalIntentBackend, version: Option<&str>, group: Vec<Job
     }
 }
 
+/// Requests waiting for the inference thread, at most; one more is refused with
+/// `RESOURCE_EXHAUSTED` (a client retries it later) instead of queueing without bound.
+pub const MAX_QUEUED_REQUESTS: usize = 256;
+
 /// The `Model` gRPC service.
 pub struct ModelService {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
+}
+
+/// Queues `job` for the inference thread, or says why not.
+fn enqueue(jobs: &mpsc::SyncSender<Job>, job: Job) -> Result<(), Status> {
+    jobs.try_send(job).map_err(|e| match e {
+        mpsc::TrySendError::Full(_) => Status::resource_exhausted(format!(
+            "the model server has {MAX_QUEUED_REQUESTS} requests waiting; retry later"
+        )),
+        mpsc::TrySendError::Disconnected(_) => Status::unavailable("the inference thread has stopped"),
+    })
 }
 
 impl ModelService {
@@ -161,7 +175,7 @@ impl ModelService {
         backend: Arc<LocalIntentBackend>,
         reload_every: Duration,
     ) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel();
+        let (jobs, queue) = mpsc::sync_channel(MAX_QUEUED_REQUESTS);
         std::thread::Builder::new()
             .name("model-inference".into())
             .spawn(move || inference_loop(backend, queue, reload_every))?;
@@ -187,14 +201,15 @@ impl ModelService {
             )));
         }
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job {
+        enqueue(
+            &self.jobs,
+            Job {
                 locale,
                 texts,
                 version,
                 reply,
-            })
-            .map_err(|_| Status::unavailable("the inference thread has stopped"))?;
+            },
+        )?;
         answer
             .await
             .map_err(|_| Status::internal("the inference thread dropped the request"))?
@@ -288,4 +303,24 @@ pub async fn serve(
         )
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job { locale: Locale::ZhCn, texts: vec!["你好".into()], version: None, reply: oneshot::channel().0 }
+    }
+
+    #[test]
+    fn a_full_queue_refuses_with_resource_exhausted_and_a_stopped_thread_with_unavailable() {
+        let (jobs, queue) = mpsc::sync_channel(1);
+        assert!(enqueue(&jobs, job()).is_ok());
+        let refused = enqueue(&jobs, job()).expect_err("the queue holds one");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+        assert!(refused.message().contains("retry later"), "{}", refused.message());
+        drop(queue);
+        assert_eq!(enqueue(&jobs, job()).expect_err("nobody reads").code(), tonic::Code::Unavailable);
+    }
 }
