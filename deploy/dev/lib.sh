@@ -42,8 +42,9 @@ apt_install() {
 }
 
 # ---------- nisshi (Kafka protocol broker; tansu renamed) ----------
-# nisshi answers a waiting fetch as soon as a record is produced, so clients long-poll
-# (fetch.wait.max.ms 500) at no latency cost and an idle system leaves the broker idle.
+# nisshi 0.8.1 does not wake a waiting fetch on produce (it re-reads after halving sleeps), so the
+# clients' fetch.wait.max.ms (SWITCHBOARD_KAFKA_FETCH_WAIT_MS, 100) trades latency against idle
+# broker CPU (README, "Known limits of the broker").
 
 install_broker() {
   if command -v nisshi >/dev/null && nisshi --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
