@@ -154,17 +154,8 @@ impl Metrics {
     /// For a routed answer or handoff: ms from receiving the user's turn (the reply's time less
     /// its latency) to reading the reply from `bot.said`.
     pub fn reply_received(&self, event: &switchboard_schemas::Event) {
-        use switchboard_schemas::EventBody;
-        let latency = match &event.body {
-            EventBody::AnswerGenerated(a) => a.latency_ms,
-            EventBody::HandoffRequested(h) => h.latency_ms,
-            _ => return,
-        };
-        let said_at = event.occurred_at - i64::from(latency);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let Some(said_at) = event.turn_said_at() else { return };
+        let now = crate::hub::now_ms();
         self.reply_received_ms.observe((now - said_at).max(0) as f64);
     }
 

@@ -40,6 +40,17 @@ impl Event {
         }
     }
 
+    /// For an answer or a handoff: when the turn it replies to was said (ms), i.e. its own time
+    /// less its latency. None for any other kind.
+    pub fn turn_said_at(&self) -> Option<i64> {
+        let latency = match &self.body {
+            EventBody::AnswerGenerated(a) => a.latency_ms,
+            EventBody::HandoffRequested(h) => h.latency_ms,
+            _ => return None,
+        };
+        Some(self.occurred_at - i64::from(latency))
+    }
+
     /// An event caused by `parent`, with an id derived from the parent's id and `role`, so that
     /// re-processing the parent yields the same id.
     pub fn caused_by(parent: &Event, role: &str, occurred_at: i64, body: EventBody) -> Self {

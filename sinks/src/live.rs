@@ -14,6 +14,7 @@ use crate::clickhouse::{ClickHouseSink, SessionRow};
 use crate::group_commit::{GroupCommit, GroupCommitConfig};
 use crate::kafka::KafkaSink;
 pub use crate::retry::RETRY_FOR;
+use crate::retry::retry;
 use crate::sink::{Durable, EventSink, FlushObserver, Time};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,24 +113,21 @@ impl LiveOutputs {
             observer.replies_acked(&replies);
         }
         if let Err(e) = sent {
-            let mut last = e;
-            let started = Instant::now();
-            let mut backoff = std::time::Duration::from_millis(100);
-            loop {
-                if !last.is_transient() || started.elapsed() >= RETRY_FOR {
-                    return Err(last);
+            // The first failure goes through the shared retry (backoff, transient or not, the
+            // time limit); every later attempt starts a new producer first: an idempotent
+            // producer that lost its broker-side state (a broker restart) fails every later
+            // send. Resent events keep their ids.
+            let mut first = Some(e);
+            retry("sending replies", || -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>> {
+                match first.take() {
+                    Some(e) => Box::pin(std::future::ready(Err(e))),
+                    None => {
+                        self.renew_producer();
+                        Box::pin(self.send_replies(&replies, &dead))
+                    }
                 }
-                tracing::warn!(error = %last, retry_in_ms = backoff.as_millis() as u64, "sending replies failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-                // An idempotent producer that lost its broker-side state (a broker restart)
-                // fails every later send: start a new one. Resent events keep their ids.
-                self.renew_producer();
-                match self.send_replies(&replies, &dead).await {
-                    Ok(()) => break,
-                    Err(e) => last = e,
-                }
-            }
+            })
+            .await?;
         }
         self.commits.write(events, sessions).await?;
         if let Some(observer) = &self.observer {

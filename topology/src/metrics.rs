@@ -10,7 +10,7 @@ use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 use std::time::Duration;
 use crate::time::wall_clock_ms;
-use switchboard_schemas::{Event, EventBody};
+use switchboard_schemas::Event;
 
 type Labels = Vec<(String, String)>;
 
@@ -116,7 +116,7 @@ impl Metrics {
         let mut latencies = Vec::new();
         for e in events {
             self.events_out.get_or_create(&vec![("kind".into(), e.kind().as_str().into())]).inc();
-            if let Some(said_at) = said_at(e) {
+            if let Some(said_at) = e.turn_said_at() {
                 latencies.push((e.occurred_at - said_at, now - said_at));
             }
         }
@@ -174,17 +174,6 @@ impl Metrics {
     }
 }
 
-/// When the gateway received the turn an answer or handoff replies to (ms): the reply's time
-/// less its latency.
-fn said_at(event: &Event) -> Option<i64> {
-    let latency = match &event.body {
-        EventBody::AnswerGenerated(a) => a.latency_ms,
-        EventBody::HandoffRequested(h) => h.latency_ms,
-        _ => return None,
-    };
-    Some(event.occurred_at - i64::from(latency))
-}
-
 impl switchboard_sinks::FlushObserver for Metrics {
     fn handed_over(&self, events: &[Event]) {
         self.record_out(events);
@@ -192,11 +181,11 @@ impl switchboard_sinks::FlushObserver for Metrics {
 
     fn durable(&self, took: Duration, replies: &[Event]) {
         self.record_stage("sink", took);
-        self.record_turn_stage("durable", replies.iter().filter_map(said_at));
+        self.record_turn_stage("durable", replies.iter().filter_map(Event::turn_said_at));
     }
 
     fn replies_acked(&self, replies: &[Event]) {
-        self.record_turn_stage("reply_acked", replies.iter().filter_map(said_at));
+        self.record_turn_stage("reply_acked", replies.iter().filter_map(Event::turn_said_at));
     }
 
     fn inserted(&self, table: &str, rows: usize, took: Duration) {
@@ -209,7 +198,7 @@ impl switchboard_sinks::FlushObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_schemas::{AnswerGenerated, EventId};
+    use switchboard_schemas::{AnswerGenerated, EventBody, EventId};
 
     #[test]
     fn answered_turns_fill_every_stage_and_rendering_never_waits() {
