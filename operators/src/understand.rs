@@ -262,31 +262,31 @@ impl ModelUnderstanding {
             )));
         }
         let kb_version = retriever.snapshot().version.clone();
-        Ok(texts
+        texts
             .iter()
             .zip(classified)
             .map(|(text, c)| {
                 let p = c.prediction;
-                // A vector search that fails (a remote store unreachable) is logged and finds
-                // nothing, so the turn is answered with a clarifying question rather than
-                // failing the batch (`Retriever::try_retrieve` would surface the error).
+                // A vector search that fails (a remote store unreachable) fails the batch: the
+                // caller retries a transient failure instead of answering with what a missing
+                // index "found" (nothing, hence a clarifying question).
                 let retrieved = retriever
-                    .retrieve(locale, Some(&p.label), text, &c.vector)
+                    .try_retrieve(locale, Some(&p.label), text, &c.vector)?
                     .map(|r| RetrievedAnswer {
                         entry_id: r.entry.id.clone(),
                         score: round_score(r.score),
                         template: r.entry.answer.clone(),
                         required_slots: r.entry.slots.clone(),
                     });
-                Understanding {
+                Ok(Understanding {
                     intent: p.label,
                     confidence: round_score(p.confidence),
                     model_version: c.model_version,
                     retrieved,
                     kb_version: kb_version.clone(),
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
