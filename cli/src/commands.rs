@@ -12,7 +12,7 @@ use switchboard_operators::intent::{self, IntentModel, TrainOptions};
 use switchboard_connectors::qdrant::QdrantIndex;
 use switchboard_operators::retrieval::{kb, RetrieverConfig, Snapshot, VectorBackend};
 use switchboard_operators::understand::{ModelUnderstanding, UnderstandingConfig};
-use switchboard_replay::backfill::{BackfillOptions, Range};
+use switchboard_replay::backfill::{BackfillOptions, Range, Target};
 use switchboard_replay::deterministic::Outcome;
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
 use switchboard_schemas::Locale;
@@ -172,6 +172,7 @@ pub fn run_topology(layout: Layout, config_path: Option<&Path>, runtime: &tokio:
             replies_topic: Some(config.replies_topic.clone()),
             dead_letter_topic: Some(config.dead_letter_topic.clone()),
             sessions: true,
+            fill_gaps: false,
         },
         clock: Clock::Wall,
         progress: false,
@@ -190,7 +191,7 @@ fn group_commit(config: &TopologyConfig) -> switchboard_sinks::group_commit::Gro
 }
 
 /// `switchboard replay`: re-runs a range into ClickHouse (and optionally a topic).
-pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, config_path: Option<&Path>, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
+pub fn replay(range: &Range, target: Target, output_topic: Option<String>, workers: usize, config_path: Option<&Path>, runtime: &tokio::runtime::Runtime) -> Result<RunReport> {
     let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
     let metrics = Arc::new(Metrics::new());
     let graph = graph_config(&config, Clock::Virtual, Some(metrics.clone()))?;
@@ -204,6 +205,7 @@ pub fn replay(range: &Range, output_topic: Option<String>, workers: usize, confi
         max_in_flight: config.max_in_flight,
         group_commit: group_commit(&config),
         output_topic,
+        target,
     };
     let clickhouse = ClickHouseSettings::from_env()?;
     Ok(switchboard_replay::backfill::backfill(options, graph, metrics, KafkaSettings::from_env()?, clickhouse, runtime)?)

@@ -69,10 +69,19 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
-    /// Backfill: re-run the topology over a range of user.said into the sinks, idempotently.
+    /// Backfill: re-run the topology over a range of user.said into the sinks, idempotently,
+    /// never changing what the live run recorded.
     Replay {
         #[command(flatten)]
         range: RangeArgs,
+        /// Write every output of the range into this ClickHouse database (created when missing;
+        /// default: the live database's name with `_backfill`). Never the live database.
+        #[arg(long, conflicts_with = "fill_gaps")]
+        into: Option<String>,
+        /// Write into the live database only the outputs of turns it has no outcome for (turns
+        /// the live run skipped, dead-lettered or lost); nothing it recorded is written again.
+        #[arg(long)]
+        fill_gaps: bool,
         /// Also write answers and handoffs to this topic (default: ClickHouse only).
         #[arg(long)]
         output_topic: Option<String>,
@@ -393,9 +402,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("recorded {n} records of {topic} into {} ({how})", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { range, output_topic, workers, config } => {
+        Command::Replay { range, into, fill_gaps, output_topic, workers, config } => {
             let range = range.parse()?;
-            let report = commands::replay(&range, output_topic, workers, config.as_deref(), &runtime()?)?;
+            let live = switchboard_schemas::settings::ClickHouseSettings::from_env()?.database;
+            let target = match into {
+                _ if fill_gaps => switchboard_replay::backfill::Target::FillGaps,
+                Some(database) if database == live => bail!(BadInput(format!(
+                    "--into {database}: that is the live database; a replay there would replace what users were told (use --fill-gaps to write only the turns it has no outcome for)"
+                ))),
+                Some(database) if database.is_empty() || !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                    bail!(BadInput(format!("--into `{database}`: a database name is letters, digits and _")))
+                }
+                Some(database) => switchboard_replay::backfill::Target::Database(database),
+                None => switchboard_replay::backfill::Target::beside(&live),
+            };
+            let report = commands::replay(&range, target, output_topic, workers, config.as_deref(), &runtime()?)?;
             if report.records == 0 {
                 eprintln!("switchboard replay: the range holds no records (nothing was written); check --from-… and --to-… against the topic's first and last records");
             }

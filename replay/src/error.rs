@@ -9,6 +9,9 @@ pub enum Error {
     /// The graph's run failed (a sink, a source, the workers).
     #[error(transparent)]
     Topology(#[from] switchboard_topology::Error),
+    /// What was asked cannot be done as asked (exit status 2).
+    #[error("{0}")]
+    Usage(String),
     /// A file (a golden file, a recording) could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -25,7 +28,7 @@ impl Error {
         match self {
             Error::Source(e) => e.is_transient(),
             Error::Topology(e) => e.is_transient(),
-            Error::Io { .. } => false,
+            Error::Io { .. } | Error::Usage(_) => false,
         }
     }
 }

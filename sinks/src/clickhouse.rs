@@ -190,7 +190,7 @@ impl ClickHouseSink {
         &self.client
     }
 
-    fn error(&self, source: ::clickhouse::error::Error) -> Error {
+    pub(crate) fn error(&self, source: ::clickhouse::error::Error) -> Error {
         Error::ClickHouse { url: self.url.clone(), source }
     }
 

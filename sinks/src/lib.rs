@@ -7,6 +7,7 @@
 pub mod clickhouse;
 mod error;
 pub mod file;
+pub mod gaps;
 pub mod group_commit;
 pub mod kafka;
 pub mod live;

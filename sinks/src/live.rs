@@ -34,6 +34,9 @@ pub struct LiveTargets {
     /// Whether session state is saved to (and, at start, read back from) ClickHouse's
     /// `sessions`: live runs do, replays (their own virtual-time dialogues) do not.
     pub sessions: bool,
+    /// Fill-gaps backfill into the live database: only the outputs of turns it holds no
+    /// outcome for are written ([`crate::gaps`]).
+    pub fill_gaps: bool,
 }
 
 impl Default for LiveTargets {
@@ -42,6 +45,7 @@ impl Default for LiveTargets {
             replies_topic: Some(topics::BOT_SAID.into()),
             dead_letter_topic: Some(topics::DEAD_LETTER.into()),
             sessions: true,
+            fill_gaps: false,
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct LiveOutputs {
     runtime: tokio::runtime::Handle,
     kafka: Mutex<KafkaSink>,
     kafka_settings: KafkaSettings,
+    clickhouse: Arc<ClickHouseSink>,
     commits: GroupCommit,
     targets: LiveTargets,
     observer: Option<Arc<dyn FlushObserver>>,
@@ -69,8 +74,17 @@ impl LiveOutputs {
         observer: Option<Arc<dyn FlushObserver>>,
     ) -> Result<Arc<Self>> {
         let kafka = KafkaSink::new(&kafka_settings)?;
-        let commits = GroupCommit::start(&runtime, clickhouse, group_commit, observer.clone());
-        Ok(Arc::new(LiveOutputs { runtime, kafka: Mutex::new(kafka), kafka_settings, commits, targets, observer, in_flight: AtomicUsize::new(0) }))
+        let commits = GroupCommit::start(&runtime, clickhouse.clone(), group_commit, observer.clone());
+        Ok(Arc::new(LiveOutputs {
+            runtime,
+            kafka: Mutex::new(kafka),
+            kafka_settings,
+            clickhouse,
+            commits,
+            targets,
+            observer,
+            in_flight: AtomicUsize::new(0),
+        }))
     }
 
     /// Events handed to the sinks and not yet durable (all workers of the process).
@@ -167,20 +181,53 @@ impl EventSink for LiveSink {
             return done(Ok(()));
         }
         let started = Instant::now();
-        let replies: Vec<Event> = events.iter().filter(|e| is_reply(e)).cloned().collect();
-        let dead: Vec<Event> = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).cloned().collect();
-        let first_send = self.outputs.send_replies(&replies, &dead);
-        if let Some(observer) = &self.outputs.observer {
-            observer.handed_over(&events);
-        }
         let outputs = self.outputs.clone();
         let count = events.len() + rows.len();
         outputs.in_flight.fetch_add(count, Ordering::Relaxed);
+        if self.outputs.targets.fill_gaps {
+            self.outputs.runtime.spawn(async move {
+                let result = match outputs.gaps_of(events).await {
+                    Ok(gaps) => {
+                        let (replies, dead, first_send) = outputs.hand_over(&gaps);
+                        outputs.clone().finish(started, first_send, replies, dead, gaps, rows).await
+                    }
+                    Err(e) => Err(e),
+                };
+                outputs.in_flight.fetch_sub(count, Ordering::Relaxed);
+                done(result);
+            });
+            return;
+        }
+        let (replies, dead, first_send) = outputs.hand_over(&events);
         self.outputs.runtime.spawn(async move {
             let result = outputs.clone().finish(started, first_send, replies, dead, events, rows).await;
             outputs.in_flight.fetch_sub(count, Ordering::Relaxed);
             done(result);
         });
+    }
+}
+
+impl LiveOutputs {
+    /// Sends `events`' replies and dead letters now and tells the observer; returns them with
+    /// the future of their first send.
+    #[allow(clippy::type_complexity)]
+    fn hand_over(&self, events: &[Event]) -> (Vec<Event>, Vec<Event>, impl std::future::Future<Output = Result<()>> + Send + 'static) {
+        let replies: Vec<Event> = events.iter().filter(|e| is_reply(e)).cloned().collect();
+        let dead: Vec<Event> = events.iter().filter(|e| matches!(e.body, EventBody::DeadLetter(_))).cloned().collect();
+        let first_send = self.send_replies(&replies, &dead);
+        if let Some(observer) = &self.observer {
+            observer.handed_over(events);
+        }
+        (replies, dead, first_send)
+    }
+
+    /// The events of an epoch that fill gaps of the live database (read with retries).
+    async fn gaps_of(&self, events: Vec<Event>) -> Result<Vec<Event>> {
+        let mut dialogues: Vec<String> = events.iter().map(|e| e.dialogue_id.clone()).collect();
+        dialogues.sort_unstable();
+        dialogues.dedup();
+        let recorded = retry("reading what the live run recorded", || self.clickhouse.recorded(&dialogues)).await?;
+        Ok(crate::gaps::gaps_only(events, &recorded))
     }
 }
 

@@ -10,16 +10,16 @@ pub const RETRY_FOR: Duration = Duration::from_secs(300);
 /// Runs `attempt` until it succeeds, with exponential backoff (0.1 s doubling to 5 s), for up
 /// to [`RETRY_FOR`], as long as the error can pass ([`crate::Error::is_transient`]); then
 /// returns its last error.
-pub(crate) async fn retry<F, Fut>(what: &str, mut attempt: F) -> Result<()>
+pub(crate) async fn retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<()>>,
+    Fut: Future<Output = Result<T>>,
 {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     loop {
         let error = match attempt().await {
-            Ok(()) => return Ok(()),
+            Ok(value) => return Ok(value),
             Err(e) => e,
         };
         if !error.is_transient() || started.elapsed() >= RETRY_FOR {

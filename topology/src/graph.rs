@@ -37,12 +37,27 @@ pub struct GraphConfig {
     /// Live runs: when a turn met too long after it was said is expired (recorded with the
     /// gateway's timeout handoff, not understood). None on record time.
     pub expiry: Option<Arc<switchboard_operators::analysis::Expiry>>,
+    /// What happens to the dialogues still open when the input ends (on record time).
+    pub end_of_input: EndOfInput,
+}
+
+/// What the session operator does with the dialogues still open when its input ends on record
+/// time (a live run never closes them: it is only stopping, they go on after the restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndOfInput {
+    /// The traffic really ended (a recording): every open dialogue closes at its idle deadline.
+    #[default]
+    CloseAll,
+    /// The input is a range of a topic whose dialogues may go on after it (a backfill): only
+    /// the dialogues whose idle deadline the input's watermark passed close; the others stay
+    /// open, as they may be in the live run.
+    KeepOpen,
 }
 
 impl GraphConfig {
     /// A configuration with no metrics and no live aggregates.
     pub fn new(understand: Arc<dyn Understand>, session: SessionConfig, clock: Clock) -> Self {
-        GraphConfig { understand, session, clock, metrics: None, aggregates: None, failure: Failure::default(), expiry: None }
+        GraphConfig { understand, session, clock, metrics: None, aggregates: None, failure: Failure::default(), expiry: None, end_of_input: EndOfInput::CloseAll }
     }
 }
 
@@ -56,7 +71,7 @@ pub fn build<'s>(
 ) -> ProbeHandle<Time> {
     let versions = input.versions(config.understand.clone());
     let staged = input.analyse(versions, config.understand.clone(), config.clock, config.expiry.clone(), config.metrics.clone());
-    let outputs = staged.sessions(restored, config.session.clone(), config.clock, config.metrics.clone());
+    let outputs = staged.sessions(restored, config.session.clone(), config.clock, config.end_of_input, config.metrics.clone());
     if let Some(live) = &config.aggregates {
         outputs.events().aggregate(live.clone());
     }

@@ -27,5 +27,5 @@ pub mod time;
 pub mod versions;
 
 pub use error::{Error, Result};
-pub use graph::{build, Failure, GraphConfig, Output};
+pub use graph::{build, EndOfInput, Failure, GraphConfig, Output};
 pub use time::{Clock, Time};

@@ -6,6 +6,7 @@
 //! an agent time out, on event time: the frontier in a live run (so a wait times out without a
 //! user turn), each partition's own watermark on record time.
 
+use crate::graph::EndOfInput;
 use crate::output::Output;
 use crate::metrics::Metrics;
 use crate::time::{Clock, Time};
@@ -28,6 +29,7 @@ pub trait SessionStream<'s> {
         restored: Stream<'s, Time, Vec<SessionSnapshot>>,
         config: SessionConfig,
         clock: Clock,
+        end_of_input: EndOfInput,
         metrics: Option<Arc<Metrics>>,
     ) -> Stream<'s, Time, Vec<Output>>;
 }
@@ -42,6 +44,7 @@ impl<'s> SessionStream<'s> for Stream<'s, Time, Vec<Stage>> {
         restored: Stream<'s, Time, Vec<SessionSnapshot>>,
         config: SessionConfig,
         clock: Clock,
+        end_of_input: EndOfInput,
         metrics: Option<Arc<Metrics>>,
     ) -> Stream<'s, Time, Vec<Output>> {
         let exchange = Exchange::new(|s: &Stage| dialogue_hash(s.dialogue_id()));
@@ -146,10 +149,12 @@ impl<'s> SessionStream<'s> for Stream<'s, Time, Vec<Stage>> {
                             }
                         }
                         None => {
-                            // End of input. A recording or a replay has really ended: every
-                            // dialogue closes at its own idle deadline. A live run is only
-                            // stopping: its dialogues go on after the restart, so none is closed.
-                            if clock == Clock::Virtual {
+                            // End of input. A recording has really ended: every dialogue closes
+                            // at its own idle deadline. A live run is only stopping (its dialogues
+                            // go on after the restart) and a backfill's range may end mid-dialogue:
+                            // none is closed (each partition's watermark already closed the
+                            // dialogues it passed).
+                            if clock == Clock::Virtual && end_of_input == EndOfInput::CloseAll {
                                 let closes = sessions.close_idle(i64::MAX);
                                 output.session(&*held).give_iterator(closes.into_iter().map(Output::Event));
                             }
