@@ -7,9 +7,13 @@
 //! turns/s, and P50/P99 per stage (`understand`, `session`, `sink`, per epoch, from the
 //! Prometheus histograms: the upper bound of the bucket holding the quantile).
 //!
+//! With `--mode backfill` it runs `switchboard replay` over the backlog instead (into its own
+//! database) and prints records/s and ClickHouse events/s of the backfill.
+//!
 //! ```text
 //! cargo build --release --bins --examples
 //! target/release/examples/turns_per_second --turns 4000 --mix unique --workers 2
+//! target/release/examples/turns_per_second --turns 200000 --mode backfill --workers 2
 //! ```
 //! Needs the dev services and demo models (`deploy/dev/up.sh`, `deploy/dev/prepare.sh`) and the
 //! environment `deploy/dev/test.sh` exports.
@@ -33,10 +37,11 @@ struct Options {
     mix: Mix,
     workers: usize,
     binary: String,
+    backfill: bool,
 }
 
 fn options() -> Result<Options> {
-    let mut o = Options { turns: 4000, mix: Mix::Zipf, workers: 2, binary: default_binary() };
+    let mut o = Options { turns: 4000, mix: Mix::Zipf, workers: 2, binary: default_binary(), backfill: false };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
@@ -45,7 +50,12 @@ fn options() -> Result<Options> {
             "--mix" => o.mix = value.parse().map_err(|e| anyhow!("--mix: {e}"))?,
             "--workers" => o.workers = value.parse().context("--workers")?,
             "--switchboard" => o.binary = value,
-            other => bail!("unknown flag {other} (--turns N --mix zipf|unique --workers W --switchboard PATH)"),
+            "--mode" => o.backfill = match value.as_str() {
+                "run" => false,
+                "backfill" => true,
+                other => bail!("--mode {other}: run or backfill"),
+            },
+            other => bail!("unknown flag {other} (--turns N --mix zipf|unique --workers W --mode run|backfill --switchboard PATH)"),
         }
     }
     Ok(o)
@@ -120,6 +130,9 @@ async fn main() -> Result<()> {
         d.await?.map_err(|(e, _)| e)?;
     }
 
+    if o.backfill {
+        return backfill(&o, &kafka, &input, &replies, &dead, &id, &database, &admin).await;
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let config = std::env::temp_dir().join(format!("switchboard-bench-{id}.yaml"));
     std::fs::write(
@@ -194,4 +207,64 @@ async fn main() -> Result<()> {
 
 fn chrono_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `switchboard replay` over the whole backlog into `database`: records/s and events/s.
+#[allow(clippy::too_many_arguments)]
+async fn backfill(
+    o: &Options,
+    kafka: &KafkaSettings,
+    input: &str,
+    replies: &str,
+    dead: &str,
+    id: &str,
+    database: &str,
+    admin: &clickhouse::Client,
+) -> Result<()> {
+    let consumer: BaseConsumer = kafka.client_config().create()?;
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    for p in 0..8 {
+        let (low, high) = consumer.fetch_watermarks(input, p, Duration::from_secs(10))?;
+        from.push(format!("{p}:{low}"));
+        to.push(format!("{p}:{high}"));
+    }
+    let config = std::env::temp_dir().join(format!("switchboard-bench-{id}.yaml"));
+    std::fs::write(&config, format!("input_topic: {input}\nreplies_topic: {replies}\ndead_letter_topic: {dead}\ngroup_id: bench-{id}\nmetrics_listen: \"\"\n"))?;
+    let started = Instant::now();
+    let output = Command::new(&o.binary)
+        .args(["replay", "--from-offset", &from.join(","), "--to-offset", &to.join(","), "--into", database])
+        .args(["--workers", &o.workers.to_string(), "--config"])
+        .arg(&config)
+        .env("SWITCHBOARD_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("start {}", o.binary))?;
+    let wall = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!("switchboard replay failed: {}", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(line).with_context(|| format!("replay printed `{line}`"))?;
+    let events: u64 = admin.query(&format!("SELECT count() FROM {database}.events")).fetch_one().await?;
+    let _ = admin.query(&format!("DROP DATABASE IF EXISTS {database}")).execute().await;
+    let _ = std::fs::remove_file(&config);
+    let seconds = report["seconds"].as_f64().unwrap_or(wall).max(1e-3);
+    println!(
+        "{}",
+        serde_json::json!({
+            "mode": "backfill",
+            "turns": o.turns,
+            "mix": o.mix.to_string(),
+            "workers": o.workers,
+            "records": report["records"],
+            "seconds": (seconds * 100.0).round() / 100.0,
+            "seconds_with_start": (wall * 100.0).round() / 100.0,
+            "records_per_second": (report["records"].as_f64().unwrap_or(0.0) / seconds).round(),
+            "clickhouse_events": events,
+            "events_per_second": (events as f64 / seconds).round(),
+        })
+    );
+    Ok(())
 }

@@ -177,6 +177,10 @@ fn check_workloads(docs: &[Value], overlay: &str) {
             }
         }
     }
+    // The timely cluster rolls out as a whole (all pods deleted at once), never pod by pod.
+    let topology = workloads.iter().find(|w| name(w) == "switchboard-topology").expect("topology workload");
+    assert_eq!(topology["spec"]["updateStrategy"]["type"].as_str(), Some("OnDelete"), "{overlay}: the topology must not roll pod by pod");
+    assert_eq!(topology["spec"]["podManagementPolicy"].as_str(), Some("Parallel"), "{overlay}: the topology's pods must start together");
     for service in docs.iter().filter(|d| kind(d) == "Service") {
         let selector = labels(&service["spec"]["selector"]);
         assert!(

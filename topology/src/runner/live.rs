@@ -9,6 +9,7 @@
 //! epoch and of every earlier one, on every worker. Too much in flight pauses the feeder.
 
 use super::feeder::{Fed, Feeder, Position, Wakers};
+use super::stop::StopSpreader;
 use crate::graph::{self, GraphConfig};
 use crate::metrics::Metrics;
 use crate::time::{wall_clock_ms, Clock, Time};
@@ -193,7 +194,15 @@ pub fn run(
             graph::build(input.to_stream(scope), restored, graph_config.clone(), Box::new(sink))
         });
         let max_in_flight = (options.max_in_flight / workers_here).max(options.batch_max);
-        drive(worker, input, &probe, source, options, index, &wakers, &metrics, bar.as_ref(), &worker_failure, max_in_flight)
+        let mut stop = StopSpreader::build(worker);
+        let read = drive(worker, input, &probe, source, options, index, &wakers, &metrics, bar.as_ref(), &worker_failure, max_in_flight, &mut stop);
+        // A worker that failed stops the cluster (its epochs can no longer complete); one that
+        // reached the end of a bounded range just closes its end of the stop dataflow.
+        if read.is_err() {
+            STOP.store(true, Ordering::Relaxed);
+            stop.spread_if_stopping();
+        }
+        read
     })
     .map_err(Error::Start)?;
     let mut records = 0;
@@ -243,6 +252,7 @@ fn drive(
     bar: Option<&indicatif::ProgressBar>,
     failure: &crate::output::Failure,
     max_in_flight: usize,
+    stop: &mut StopSpreader,
 ) -> Result<u64> {
     wakers.register();
     let feeder = Feeder::spawn(source, index, options.batch_max, FEEDER_POLL, wakers.clone(), metrics.clone())
@@ -320,6 +330,7 @@ fn drive(
             }
         }
         worker.step_or_park(Some(idle_tick.saturating_sub(last_advance.elapsed())));
+        stop.spread_if_stopping();
         while let Some((epoch, _, _)) = pending.front() {
             if probe.less_than(&(epoch + 1)) {
                 break;

@@ -4,3 +4,4 @@
 mod feeder;
 pub mod live;
 pub mod recorded;
+mod stop;
