@@ -125,6 +125,12 @@ async fn main() -> Result<()> {
         );
         let payload = encode(&event);
         deliveries.push(producer.send_result(FutureRecord::to(&input).key(&event.dialogue_id).payload(&payload)).map_err(|(e, _)| e)?);
+        // Below librdkafka's queue limit (100,000 messages).
+        if deliveries.len() >= 20_000 {
+            for d in deliveries.drain(..) {
+                d.await?.map_err(|(e, _)| e)?;
+            }
+        }
     }
     for d in deliveries {
         d.await?.map_err(|(e, _)| e)?;
