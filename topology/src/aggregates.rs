@@ -8,6 +8,11 @@
 //! changes flow into [`LiveAggregates`], which the metrics listener serves as JSON at
 //! `/aggregates` and the gateway's console merges across processes.
 //!
+//! The collection stays bounded: every key is added with its retraction at the moment its
+//! minute leaves the window ([`expires_at`]: [`MINUTES_KEPT`] minutes later), so once the
+//! dataflow's time passes it the key's updates cancel, the count's arrangement compacts them
+//! away and the view drops the row, whether or not newer minutes arrive.
+//!
 //! The counts are what this process has seen since it started: a restart begins from zero, and
 //! the epochs redone after a crash count again. The console's history and totals come from the
 //! events in ClickHouse, which are exactly once; these counts are its live view.
@@ -27,6 +32,12 @@ pub type AggregateKey = (i64, String, String);
 
 /// Minutes of counts kept (older minutes are dropped from the served view).
 pub const MINUTES_KEPT: i64 = 120;
+
+/// The dataflow time (ms) at which the counts of `minute` leave the window: the end of the
+/// minute [`MINUTES_KEPT`] minutes later.
+pub fn expires_at(minute: i64) -> Time {
+    u64::try_from((minute + MINUTES_KEPT + 1).saturating_mul(60_000)).unwrap_or(0)
+}
 
 /// The keys one event adds to the counts.
 pub fn keys_of(event: &Event) -> Vec<AggregateKey> {
@@ -110,7 +121,16 @@ impl<'s> AggregateStream<'s> for Stream<'s, Time, Vec<Event>> {
                         let time = *cap.time();
                         let mut session = output.session(&cap);
                         for event in events.iter() {
-                            session.give_iterator(keys_of(event).into_iter().map(|key| (key, time, 1isize)));
+                            for key in keys_of(event) {
+                                // Each key with its own retraction at the end of the window (an
+                                // update's time may lie after its message's); a minute already out
+                                // of the window is not counted at all.
+                                let expires = expires_at(key.0);
+                                if expires > time {
+                                    session.give((key.clone(), time, 1isize));
+                                    session.give((key, expires, -1isize));
+                                }
+                            }
                         }
                     });
                 }
@@ -143,6 +163,44 @@ mod tests {
         assert_eq!(live.rows(0), vec![AggregateRow { minute: 1, metric: "turns".into(), label: String::new(), count: 3 }]);
         live.apply(key(1, "turns", ""), 3, -1);
         assert!(live.rows(0).is_empty());
+    }
+
+    /// Events of one minute, then time passing with no newer event: the collection retracts
+    /// the minute's keys when it leaves the window (not only the view's pruning on newer minutes).
+    #[test]
+    fn a_minute_leaves_the_collection_when_its_window_ends() {
+        use switchboard_schemas::{Locale, UserSaid};
+        let live = Arc::new(LiveAggregates::new());
+        let view = live.clone();
+        timely::execute_directly(move |worker| {
+            let mut input = timely::dataflow::InputHandle::<Time, timely::container::CapacityContainerBuilder<Vec<Event>>>::new();
+            worker.dataflow::<Time, _, _>(|scope| input.to_stream(scope).aggregate(live.clone()));
+            let minute = 29_000_000i64;
+            let at = |m: i64| u64::try_from(m * 60_000).unwrap_or(0);
+            input.advance_to(at(minute));
+            for i in 0..3 {
+                let body = UserSaid { client_msg_id: format!("m{i}"), user_id: "u".into(), locale: Locale::ZhCn, text: "hi".into() };
+                input.send(Event::new("d", minute * 60_000 + i, EventBody::UserSaid(body)));
+            }
+            input.advance_to(at(minute + 1));
+            // Counted while the minute is in the window.
+            for _ in 0..1000 {
+                worker.step();
+                if !view.rows(0).is_empty() {
+                    break;
+                }
+            }
+            assert_eq!(view.rows(0).first().map(|r| r.count), Some(3), "the minute's turns are counted");
+            // Time passes beyond the window, no event comes: the row goes.
+            input.advance_to(expires_at(minute) + 1);
+            for _ in 0..1000 {
+                worker.step();
+                if view.rows(0).is_empty() {
+                    break;
+                }
+            }
+            assert!(view.rows(0).is_empty(), "the minute is still counted after its window: {:?}", view.rows(0));
+        });
     }
 
     #[test]
