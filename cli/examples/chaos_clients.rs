@@ -122,8 +122,11 @@ struct Client {
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl Client {
+    /// The says without a reply, in the order they were said (as the page re-sends them).
     fn unanswered(&self) -> Vec<(String, String)> {
-        self.says.values().filter(|s| s.kind.is_none()).map(|s| (s.client_msg_id.clone(), s.text.clone())).collect()
+        let mut open: Vec<&SayRecord> = self.says.values().filter(|s| s.kind.is_none()).collect();
+        open.sort_by_key(|s| s.seq);
+        open.into_iter().map(|s| (s.client_msg_id.clone(), s.text.clone())).collect()
     }
 
     /// Connects to the gateways in turn until one welcomes the dialogue; resends what is open.

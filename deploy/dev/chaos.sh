@@ -94,7 +94,11 @@ setup_run() {
   done
   create_database "$db"
   config="$run_dir/$mode.yaml"
-  printf 'input_topic: %s\nreplies_topic: %s\ndead_letter_topic: %s\ngroup_id: chaos-%s-%s\nmetrics_listen: ""\nexpire_turns_after_ms: %s\n' \
+  # wait_timeout_ms: an hour. A dialogue waiting for an agent goes back to the bot when its wait
+  # times out, on the live run's clock: whether a turn comes just before or just after that
+  # depends on timing in any run, faults or not; with no timeout inside the run, the answers of
+  # the two runs differ only where the faults changed something.
+  printf 'input_topic: %s\nreplies_topic: %s\ndead_letter_topic: %s\ngroup_id: chaos-%s-%s\nmetrics_listen: ""\nexpire_turns_after_ms: %s\nwait_timeout_ms: 3600000\n' \
     "$in_topic" "$out_topic" "chaos.$mode.$id.dead" "$mode" "$id" "$expire_ms" >"$config"
 }
 

@@ -105,6 +105,11 @@ pub struct Limits {
     /// A connection that sends nothing for this long is closed
     /// (`SWITCHBOARD_GATEWAY_IDLE_TIMEOUT_SECS`, default 300 s).
     pub idle_timeout: Duration,
+    /// Admission control: most says of this instance handed to the broker and not yet replied
+    /// to (`SWITCHBOARD_GATEWAY_MAX_PENDING_SAYS`, default 2 000); a say beyond it gets
+    /// `server_busy` at once instead of joining a queue it would time out in. Size it to about
+    /// what the topology answers in half a second, divided among the gateways.
+    pub max_pending_says: usize,
 }
 
 impl Default for Limits {
@@ -122,6 +127,7 @@ impl Default for Limits {
             hello_rate_per_address: 10.0,
             max_dialogues_per_address: 1024,
             idle_timeout: Duration::from_secs(300),
+            max_pending_says: 2_000,
         }
     }
 }
@@ -269,6 +275,9 @@ impl GatewayConfig {
         }
         if let Some(v) = get("SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS") {
             limits.max_connections_per_address = positive("SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", &v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_GATEWAY_MAX_PENDING_SAYS") {
+            limits.max_pending_says = positive("SWITCHBOARD_GATEWAY_MAX_PENDING_SAYS", &v)?;
         }
         if let Some(v) = get("SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS") {
             limits.max_dialogues_per_address = positive("SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS", &v)?;

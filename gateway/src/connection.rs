@@ -394,6 +394,9 @@ impl Conn {
             SayDecision::TooManyPending => {
                 self.reject(ErrorCode::RateLimited, "too many messages waiting for an answer").await
             }
+            SayDecision::Overloaded => {
+                self.reject(ErrorCode::ServerBusy, "too many messages waiting for an answer on this server; send it again shortly").await
+            }
             SayDecision::NotHeld => {
                 self.reject_and_close(ErrorCode::Unavailable, "superseded by a newer connection", close_code::NORMAL)
                     .await

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Dialogues held (connected or waiting for a resume).
     pub dialogues: Gauge,
+    /// Says produced or accepted and not yet replied to (this instance).
+    pub says_pending: Gauge,
     /// Says the broker acknowledged.
     pub says_accepted: Counter,
     /// Client frames refused with an error, by error code.
@@ -52,6 +54,12 @@ impl Metrics {
         registry.register("connections_refused", "Connections refused with server_busy", connections_refused.clone());
         let dialogues = Gauge::default();
         registry.register("dialogues", "Dialogues held (connected or waiting for a resume)", dialogues.clone());
+        let says_pending = Gauge::default();
+        registry.register(
+            "says_pending",
+            "Says handed to the broker and not yet replied to (admission control refuses new ones above the limit)",
+            says_pending.clone(),
+        );
         let says_accepted = Counter::default();
         registry.register("says_accepted", "Says acknowledged by the broker", says_accepted.clone());
         let says_rejected = Family::<Reason, Counter>::default();
@@ -114,6 +122,7 @@ impl Metrics {
             connections,
             connections_refused,
             dialogues,
+            says_pending,
             says_accepted,
             says_rejected,
             says_deduplicated,

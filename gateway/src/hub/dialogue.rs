@@ -121,6 +121,8 @@ pub(crate) enum SayDecision {
     Replayed,
     /// Too many says of this dialogue are waiting for an answer.
     TooManyPending,
+    /// Too many says of this instance are waiting for an answer (admission control).
+    Overloaded,
     /// The dialogue is not held (the connection was superseded).
     NotHeld,
 }
@@ -130,6 +132,8 @@ pub(super) struct State {
     /// How many of `dialogues` each client address opened.
     pub(super) per_origin: HashMap<std::net::IpAddr, usize>,
     pub(super) seen_events: LruCache<EventId, ()>,
+    /// Says of all dialogues producing or accepted (not yet resolved).
+    pub(super) pending_total: usize,
 }
 
 pub(super) fn timeout_frame(dialogue_id: &str, client_msg_id: &str) -> ServerFrame {

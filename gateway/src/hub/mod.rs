@@ -45,6 +45,8 @@ pub(crate) struct Hub {
     resume_window: Duration,
     max_dialogues: usize,
     max_dialogues_per_origin: usize,
+    /// Admission control: most says pending across all dialogues.
+    max_pending: usize,
 }
 
 impl Hub {
@@ -60,16 +62,25 @@ impl Hub {
                 per_origin: HashMap::new(),
                 dialogues: HashMap::new(),
                 seen_events: LruCache::new(NonZeroUsize::new(SEEN_EVENTS).unwrap_or(NonZeroUsize::MIN)),
+                pending_total: 0,
             }),
             metrics,
             resume_window,
             max_dialogues,
+            max_pending: usize::MAX,
         }
+    }
+
+    /// The same hub, refusing new says while `max` are pending (admission control).
+    pub(crate) fn with_max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max;
+        self
     }
 
     /// A hub with the resume window and dialogue caps of `config`.
     pub(crate) fn for_config(metrics: Arc<Metrics>, config: &crate::GatewayConfig) -> Self {
         Hub::new(metrics, config.resume_window, config.limits.max_dialogues, config.limits.max_dialogues_per_address)
+            .with_max_pending(config.limits.max_pending_says)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -157,7 +168,8 @@ impl Hub {
     pub(crate) fn begin_say(&self, dialogue_id: &str, conn: ConnId, client_msg_id: &str, text: &str) -> SayDecision {
         let now = Instant::now();
         let window = self.resume_window;
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return SayDecision::NotHeld };
         if d.conn.as_ref().is_none_or(|a| a.id != conn) {
             return SayDecision::NotHeld;
@@ -190,8 +202,15 @@ impl Hub {
         if d.pending() >= MAX_PENDING_PER_DIALOGUE {
             return SayDecision::TooManyPending;
         }
+        // Admission control: a say that would only wait behind a backlog it cannot get through
+        // in time is refused now (the client retries shortly) rather than answered late.
+        if state.pending_total >= self.max_pending {
+            return SayDecision::Overloaded;
+        }
         d.make_room();
         d.msgs.put(client_msg_id.to_string(), Msg::Producing);
+        state.pending_total += 1;
+        self.metrics.says_pending.set(state.pending_total as i64);
         let mut event = Event::new(
             dialogue_id,
             now_ms(),
@@ -210,7 +229,8 @@ impl Hub {
     /// Records the broker's verdict on a produced say. Returns `true` when the say is now
     /// accepted and waiting, i.e. when the caller must start the answer timer.
     pub(crate) fn produced(&self, dialogue_id: &str, client_msg_id: &str, outcome: Result<EventId, ()>) -> bool {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return false };
         match (d.msgs.peek(client_msg_id), outcome) {
             (Some(Msg::Producing), Ok(user_said)) => {
@@ -219,6 +239,8 @@ impl Hub {
             }
             (Some(Msg::Producing), Err(())) => {
                 d.msgs.pop(client_msg_id);
+                state.pending_total = state.pending_total.saturating_sub(1);
+                self.metrics.says_pending.set(state.pending_total as i64);
                 let frame = ServerFrame::error(
                     ErrorCode::Unavailable,
                     "the message could not be handed to the broker; retry later",
@@ -236,12 +258,13 @@ impl Hub {
     /// an answer came first.
     /// Returns whether it fired (the caller then records the timeout as an event).
     pub(crate) fn expire(&self, dialogue_id: &str, client_msg_id: &str, user_said: EventId) -> bool {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return false };
         if matches!(d.msgs.peek(client_msg_id), Some(Msg::Accepted { user_said: u, .. }) if *u == user_said) {
             tracing::info!(dialogue_id, client_msg_id, "no answer in time; handing off");
             self.metrics.answer_timeouts.inc();
-            self.resolve(d, client_msg_id, timeout_frame(dialogue_id, client_msg_id));
+            self.resolve(d, &mut state.pending_total, client_msg_id, timeout_frame(dialogue_id, client_msg_id));
             return true;
         }
         false
@@ -251,7 +274,8 @@ impl Hub {
     /// returns the accepted ones (the caller records their timeouts as events; a say still
     /// producing may not be in the broker at all).
     pub(crate) fn expire_all(&self, dialogue_id: &str) -> Vec<Unanswered> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(d) = state.dialogues.get_mut(dialogue_id) else { return Vec::new() };
         let pending: Vec<String> = d.msgs.iter().filter(|(_, m)| m.is_pending()).map(|(k, _)| k.clone()).collect();
         let accepted: Vec<Unanswered> = d
@@ -267,7 +291,7 @@ impl Hub {
         for msg_id in pending {
             tracing::info!(dialogue_id, client_msg_id = %msg_id, "drain deadline; handing off");
             self.metrics.answer_timeouts.inc();
-            self.resolve(d, &msg_id, timeout_frame(dialogue_id, &msg_id));
+            self.resolve(d, &mut state.pending_total, &msg_id, timeout_frame(dialogue_id, &msg_id));
         }
         accepted
     }
@@ -341,7 +365,7 @@ impl Hub {
             kind = frame.kind(),
             "routing reply"
         );
-        self.resolve(d, client_msg_id, frame);
+        self.resolve(d, &mut state.pending_total, client_msg_id, frame);
         "routed"
     }
 
@@ -371,9 +395,15 @@ impl Hub {
         self.metrics.dialogues.set(state.dialogues.len() as i64);
     }
 
-    fn resolve(&self, d: &mut Dialogue, client_msg_id: &str, frame: ServerFrame) {
-        if d.msgs.peek(client_msg_id).is_none() {
-            d.make_room();
+    /// Resolves a say with its reply frame (once pending, it no longer counts in `pending_total`).
+    fn resolve(&self, d: &mut Dialogue, pending_total: &mut usize, client_msg_id: &str, frame: ServerFrame) {
+        match d.msgs.peek(client_msg_id) {
+            None => d.make_room(),
+            Some(m) if m.is_pending() => {
+                *pending_total = pending_total.saturating_sub(1);
+                self.metrics.says_pending.set(*pending_total as i64);
+            }
+            Some(_) => {}
         }
         d.msgs.put(
             client_msg_id.to_string(),

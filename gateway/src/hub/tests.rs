@@ -233,3 +233,33 @@ fn one_address_cannot_fill_the_dialogue_cap() {
     assert_eq!(h.attach(None, "u3", Locale::ZhCn, LOCAL, 3, tx.clone()).unwrap_err(), AttachError::AddressBusy);
     h.attach(None, "u4", Locale::ZhCn, other, 4, tx).unwrap();
 }
+
+/// Admission control: while `max_pending` says of all dialogues wait, a new say is refused
+/// (`Overloaded`); every way a say stops waiting (answer, timeout, failed produce) frees its slot.
+#[test]
+fn admission_control_bounds_the_says_pending_across_dialogues() {
+    let h = Hub::new(Arc::new(Metrics::new()), Duration::from_secs(600), 100, 100).with_max_pending(3);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (tx2, _rx2) = mpsc::unbounded_channel();
+    let a = h.attach(None, "u", Locale::ZhCn, LOCAL, 1, tx).unwrap().dialogue_id;
+    let b = h.attach(None, "v", Locale::ZhCn, LOCAL, 2, tx2).unwrap().dialogue_id;
+    let a1 = said(h.begin_say(&a, 1, "a1", "x"));
+    let a2 = said(h.begin_say(&a, 1, "a2", "x"));
+    let b1 = said(h.begin_say(&b, 2, "b1", "x"));
+    assert!(matches!(h.begin_say(&b, 2, "b2", "x"), SayDecision::Overloaded));
+    // A retry of a pending say is still absorbed, not refused.
+    assert!(matches!(h.begin_say(&a, 1, "a1", "x"), SayDecision::Absorbed));
+    // An answer frees a slot.
+    assert!(h.produced(&a, "a1", Ok(a1.event_id)));
+    assert_eq!(h.route(&answer(&a, "a1", a1.event_id)), "routed");
+    let b2 = said(h.begin_say(&b, 2, "b2", "x"));
+    assert!(matches!(h.begin_say(&b, 2, "b3", "x"), SayDecision::Overloaded));
+    // A timeout frees one, and so does a produce that failed.
+    assert!(h.produced(&a, "a2", Ok(a2.event_id)));
+    assert!(h.expire(&a, "a2", a2.event_id));
+    let _b3 = said(h.begin_say(&b, 2, "b3", "x"));
+    assert!(!h.produced(&b, "b1", Err(())));
+    let _b4 = said(h.begin_say(&b, 2, "b4", "x"));
+    assert!(matches!(h.begin_say(&a, 1, "a3", "x"), SayDecision::Overloaded));
+    let _ = (b1, b2);
+}
