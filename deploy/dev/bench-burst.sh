@@ -64,7 +64,8 @@ ended, start, probes, rate = float(sys.argv[2]), float(sys.argv[3]), int(sys.arg
 in_time = r["answered"] + r["handoffs"] - r.get("timeout_handoffs", 0) + r.get("queued", 0)
 print(json.dumps({
     "rate": rate, "sent": r["sent"], "answered": r["answered"], "handoffs": r["handoffs"], "queued": r.get("queued", 0),
-    "timeout_handoffs": r.get("timeout_handoffs"), "timeouts": r["timeouts"], "errors": r["errors"], "share_replied_in_time": round(in_time / max(r["sent"], 1), 3),
+    "timeout_handoffs": r.get("timeout_handoffs"), "timeouts": r["timeouts"], "errors": r["errors"],
+    "refused_busy": r.get("error_codes", {}).get("server_busy", 0), "share_replied_in_time": round(in_time / max(r["sent"], 1), 3),
     "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
     "seconds_from_burst_end_to_a_probe_answered_in_time": round(max(start - ended, 0.0), 1), "probes": probes,
 }))
