@@ -29,7 +29,7 @@ export SWITCHBOARD_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS="$connections"
 export SWITCHBOARD_GATEWAY_MAX_DIALOGUES_PER_ADDRESS=$((connections * 64))
 export SWITCHBOARD_GATEWAY_HELLO_RATE_PER_ADDRESS="$connections"
 "$ROOT/deploy/dev/run.sh" >&2
-bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
+bin="${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard}"
 url="ws://${SWITCHBOARD_GATEWAY_LISTEN:-127.0.0.1:8080}/ws"
 dir="$STATE/bench/burst-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$dir"

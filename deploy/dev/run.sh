@@ -4,9 +4,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$ROOT/deploy/dev/up.sh"
 cd "$ROOT"
-say "building switchboard (release)"
-cargo build --release --locked -p switchboard
-bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
+if [ -n "${SWITCHBOARD_BIN:-}" ]; then
+  bin=$SWITCHBOARD_BIN
+  say "using $bin (SWITCHBOARD_BIN: not built here)"
+else
+  say "building switchboard (release)"
+  cargo build --release --locked -p switchboard
+  bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard"
+fi
 export SWITCHBOARD_MODELS="$ROOT/models" SWITCHBOARD_STATE="$STATE"
 "$ROOT/deploy/dev/prepare.sh" "$bin"
 "$bin" --help
