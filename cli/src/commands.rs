@@ -256,11 +256,25 @@ pub fn test_recording(recording: &Path, golden: &Path, bless: bool, workers: usi
 }
 
 /// `switchboard intent train`: prints a JSON summary.
-pub fn intent_train(data: &Path, encoder: &str, out: &Path) -> Result<String> {
+pub fn intent_train(data: &Path, encoder: &str, out: &Path, fine: Option<intent::FineTuneOptions>) -> Result<String> {
     let examples = intent::load_examples(data).map_err(|e| anyhow!(BadInput(e.to_string())))?;
-    let (model, report) = intent::train(&examples, encoder, &TrainOptions::default(), true)?;
+    let started = std::time::Instant::now();
+    let (model, report, tuned) = match &fine {
+        Some(fine) => {
+            let (model, report, tuned) = intent::train_fine_tuned(&examples, encoder, out, &TrainOptions::default(), fine, true)?;
+            (model, report, Some(tuned))
+        }
+        None => {
+            let (model, report) = intent::train(&examples, encoder, &TrainOptions::default(), true)?;
+            (model, report, None)
+        }
+    };
     model.save(out).with_context(|| format!("cannot save the model to {}", out.display()))?;
-    Ok(serde_json::json!({ "model": out, "version": model.version(), "report": report }).to_string())
+    Ok(serde_json::json!({
+        "model": out, "version": model.version(), "report": report, "fine_tune": tuned,
+        "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
+    .to_string())
 }
 
 /// `switchboard intent eval`: `{"accuracy","macro_f1","n"}`.
@@ -272,7 +286,11 @@ pub fn intent_eval(data: &Path, model_dir: &Path, folds: Option<usize>) -> Resul
         Some(k) => {
             let options: TrainOptions = serde_json::from_value(model.meta().metrics.get("options").cloned().unwrap_or_default())
                 .unwrap_or_default();
-            intent::cross_validate(&examples, model.encoder(), k, &options)?
+            match &model.meta().fine_tune {
+                // Fine-tuned in every fold, from the base encoder, on the fold's training part.
+                Some(fine) => intent::cross_validate_fine_tuned(&examples, &model.meta().encoder, k, &options, fine, true)?,
+                None => intent::cross_validate(&examples, model.encoder(), k, &options)?,
+            }
         }
         None => intent::evaluate(&model, &examples)?,
     };
@@ -288,10 +306,9 @@ pub fn kb_load(files: &[PathBuf], config_path: Option<&Path>) -> Result<String> 
     let mut encoders: HashMap<Locale, intent::Encoder> = HashMap::new();
     for (name, dir) in &config.intent_models {
         let locale = locale_of(name)?;
-        let model_encoder = IntentModel::load(dir)
-            .map(|m| m.meta().encoder.clone())
-            .unwrap_or_else(|_| default_encoder(locale).to_string());
-        let encoder = intent::Encoder::load(&intent::resolve_model_dir(&model_encoder))?;
+        // A fine-tuned model's own encoder, else the base it names (or the locale's default).
+        let encoder_dir = IntentModel::encoder_dir(dir).unwrap_or_else(|_| intent::resolve_model_dir(default_encoder(locale)));
+        let encoder = intent::Encoder::load(&encoder_dir)?;
         encoders.insert(locale, encoder);
     }
     let snapshot = Snapshot::build(entries, |l| encoders.get(&l))?;

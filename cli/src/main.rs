@@ -216,6 +216,15 @@ enum IntentCommand {
         /// Output model folder.
         #[arg(long)]
         out: PathBuf,
+        /// Fine-tune the encoder with the head (saved in the model folder as `encoder/`).
+        #[arg(long)]
+        fine_tune: bool,
+        /// Upper transformer layers fine-tuned (0: all).
+        #[arg(long, default_value_t = 0, requires = "fine_tune")]
+        fine_tune_layers: usize,
+        /// Most fine-tuning epochs (early stopping on a validation split ends sooner).
+        #[arg(long, default_value_t = 6, requires = "fine_tune")]
+        fine_tune_epochs: usize,
     },
     /// Evaluate: print {"accuracy","macro_f1","n"} as JSON.
     Eval {
@@ -433,8 +442,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Test { recording, golden, bless, workers, config } => {
             commands::test_recording(&recording, &golden, bless, workers, config.as_deref())
         }
-        Command::Intent { command: IntentCommand::Train { data, encoder, out } } => {
-            let summary = commands::intent_train(&data, &encoder, &out)?;
+        Command::Intent { command: IntentCommand::Train { data, encoder, out, fine_tune, fine_tune_layers, fine_tune_epochs } } => {
+            let fine = fine_tune.then(|| switchboard_operators::intent::FineTuneOptions {
+                layers: fine_tune_layers,
+                epochs: fine_tune_epochs,
+                ..Default::default()
+            });
+            let summary = commands::intent_train(&data, &encoder, &out, fine)?;
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
         }

@@ -195,6 +195,8 @@ impl IntentBackend for RemoteIntentBackend {
                             .into_iter()
                             .map(|a| (a.label, a.probability))
                             .collect(),
+                        // Not on the wire: the server already applied it to the confidence.
+                        in_scope: None,
                     },
                     vector: r.embedding,
                     model_version: r.model_version,

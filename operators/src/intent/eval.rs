@@ -59,6 +59,49 @@ pub fn cross_validate(
     Ok(EvalReport::compute(&gold, &predicted))
 }
 
+/// [`cross_validate`] with the encoder fine-tuned inside every fold (from the base `encoder`,
+/// on the fold's training part only, into a temporary folder) before the head is fitted.
+pub fn cross_validate_fine_tuned(
+    examples: &[Example],
+    encoder: &str,
+    folds: usize,
+    options: &TrainOptions,
+    fine: &super::finetune::FineTuneOptions,
+    progress: bool,
+) -> Result<EvalReport> {
+    let (labels, targets) = index_labels(examples)?;
+    if folds < 2 || folds > examples.len() {
+        return Err(Error::Training(format!("folds must be in 2..={}, got {folds}", examples.len())));
+    }
+    let texts: Vec<String> = examples.iter().map(|e| normalize_text(&e.text)).collect();
+    let fold_of = stratified_folds(&targets, folds, options.seed);
+    let scratch = std::env::temp_dir().join(format!("switchboard-cv-{}-{}", std::process::id(), options.seed));
+    let mut gold = Vec::with_capacity(examples.len());
+    let mut predicted = Vec::with_capacity(examples.len());
+    for fold in 0..folds {
+        let train_idx: Vec<usize> = (0..examples.len()).filter(|&i| fold_of[i] != fold).collect();
+        let test_idx: Vec<usize> = (0..examples.len()).filter(|&i| fold_of[i] == fold).collect();
+        if test_idx.is_empty() {
+            continue;
+        }
+        let part: Vec<Example> = train_idx.iter().map(|&i| examples[i].clone()).collect();
+        let dir = scratch.join(format!("fold-{fold}"));
+        super::finetune::fine_tune(&part, encoder, &dir, fine, options.seed, progress)?;
+        let tuned = Encoder::load(&dir)?;
+        let embeddings = embed_all(&tuned, &texts, options.embed_batch_size, false)?;
+        let part_targets: Vec<usize> = targets.clone();
+        let fitted = fit::fit(&embeddings, &part_targets, &train_idx, tuned.dim(), labels.len(), &options.fit_options(), false)?;
+        let test_x: Vec<Vec<f32>> = test_idx.iter().map(|&i| embeddings[i].clone()).collect();
+        for (row, &i) in fitted.head.logits(&test_x)?.iter().zip(&test_idx) {
+            gold.push(examples[i].label.clone());
+            predicted.push(to_prediction(row, fitted.temperature, &labels).label);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(EvalReport::compute(&gold, &predicted))
+}
+
 /// Classifies `examples` with `model` and scores the predictions against their labels.
 pub fn evaluate(model: &IntentModel, examples: &[Example]) -> Result<EvalReport> {
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();

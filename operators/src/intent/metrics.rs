@@ -183,6 +183,7 @@ mod tests {
             label: label.into(),
             confidence,
             top: vec![],
+            in_scope: None,
         };
         let preds = [p("a", 0.9), p("b", 0.4), p("a", 0.7)];
         let gold = ["a", "a", "oos"];

@@ -13,17 +13,23 @@ pub mod data;
 pub mod encoder;
 mod eval;
 mod fit;
+pub mod finetune;
 mod head;
 pub mod metrics;
 mod model;
+pub mod scope;
+mod trainable_bert;
 pub mod packed;
 mod train;
 
 pub use data::{load_examples, normalize_text, Example};
 pub use encoder::{resolve_model_dir, Encoder, ForwardPass};
-pub use eval::{cross_validate, evaluate};
+pub use eval::{cross_validate, cross_validate_fine_tuned, evaluate};
+pub use finetune::{fine_tune, FineTuneOptions, FineTuneReport};
 pub use metrics::{
     pick_threshold, threshold_curve, threshold_point, EvalReport, LabelStats, ThresholdPoint,
 };
 pub use model::{CacheStats, IntentModel, ModelMeta, Prediction};
-pub use train::{train, train_on_embeddings, train_with_encoder, training_version, TrainOptions, TrainReport};
+pub use train::{
+    train, train_fine_tuned, train_on_embeddings, train_with_encoder, training_version, TrainOptions, TrainReport,
+};

@@ -43,6 +43,10 @@ pub struct Prediction {
     pub confidence: f32,
     /// The [`TOP_K`] most likely labels with their probabilities, best first.
     pub top: Vec<(String, f32)>,
+    /// For a model with an out-of-scope signal ([`super::scope`]): the similarity to the
+    /// nearest class centroid. Below the model's threshold the confidence is 0 (abstained).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_scope: Option<f32>,
 }
 
 /// The contents of `model.json`.
@@ -70,6 +74,10 @@ pub struct ModelMeta {
     /// [`train`](super::train)).
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// Set when the encoder was fine-tuned with the head (`encoder` then names the base it
+    /// started from; the fine-tuned one is in the model folder's `encoder/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_tune: Option<super::finetune::FineTuneOptions>,
 }
 
 /// Counters of the prediction cache and the encoder, since the model was made.
@@ -94,6 +102,7 @@ pub struct CacheStats {
 pub struct IntentModel {
     encoder: Arc<Encoder>,
     head: Head,
+    scope: Option<super::scope::Scope>,
     meta: ModelMeta,
     cache: Option<Mutex<LruCache<String, Prediction>>>,
     cache_capacity: usize,
@@ -133,6 +142,7 @@ impl IntentModel {
         IntentModel {
             encoder,
             head,
+            scope: None,
             meta,
             cache: new_cache(cache_capacity),
             cache_capacity,
@@ -143,9 +153,46 @@ impl IntentModel {
         }
     }
 
+    /// Gives the model an out-of-scope signal.
+    pub(super) fn set_scope(&mut self, scope: super::scope::Scope) {
+        self.scope = Some(scope);
+    }
+
+    /// The out-of-scope signal, when the model has one.
+    pub fn scope(&self) -> Option<&super::scope::Scope> {
+        self.scope.as_ref()
+    }
+
     /// Replaces `model.json`'s `metrics`.
     pub(super) fn set_metrics(&mut self, metrics: serde_json::Value) {
         self.meta.metrics = metrics;
+    }
+
+    /// Marks the model as trained on an encoder fine-tuned with `options`: `model.json` records
+    /// them and the version covers them.
+    pub(super) fn set_fine_tune(&mut self, options: super::finetune::FineTuneOptions) {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.meta.version.as_bytes());
+        hasher.update(serde_json::to_string(&options).unwrap_or_default().as_bytes());
+        self.meta.version = hasher.finalize()[..4].iter().map(|b| format!("{b:02x}")).collect();
+        self.meta.fine_tune = Some(options);
+    }
+
+    /// The encoder folder of the model in `dir`: its own `encoder/` when fine-tuned, else the
+    /// base encoder named in `model.json` (resolved with [`resolve_model_dir`]).
+    pub fn encoder_dir(dir: impl AsRef<Path>) -> Result<std::path::PathBuf> {
+        let dir = dir.as_ref();
+        let meta = read_meta(dir)?;
+        Ok(Self::encoder_dir_of(dir, &meta))
+    }
+
+    fn encoder_dir_of(dir: &Path, meta: &ModelMeta) -> std::path::PathBuf {
+        if meta.fine_tune.is_some() {
+            dir.join(super::finetune::ENCODER_DIR)
+        } else {
+            resolve_model_dir(&meta.encoder)
+        }
     }
 
     /// Loads a model folder and its encoder (`model.json`'s `encoder`, resolved with
@@ -153,7 +200,7 @@ impl IntentModel {
     pub fn load(dir: impl AsRef<Path>) -> Result<IntentModel> {
         let dir = dir.as_ref();
         let meta = read_meta(dir)?;
-        let encoder_dir = resolve_model_dir(&meta.encoder);
+        let encoder_dir = Self::encoder_dir_of(dir, &meta);
         if !encoder_dir.join("config.json").exists() {
             return Err(model_error(
                 dir,
@@ -175,6 +222,10 @@ impl IntentModel {
     pub fn load_with_encoder(dir: impl AsRef<Path>, encoder: Arc<Encoder>) -> Result<IntentModel> {
         let dir = dir.as_ref();
         let meta = read_meta(dir)?;
+        if meta.fine_tune.is_some() {
+            // A fine-tuned model carries its own encoder; a shared one would not match it.
+            return Self::load(dir);
+        }
         let expected = resolve_model_dir(&meta.encoder);
         let expected_name = expected
             .file_name()
@@ -209,7 +260,11 @@ impl IntentModel {
             meta.hidden,
             meta.labels.len(),
         )?;
-        Ok(Self::assemble(encoder, head, meta, DEFAULT_CACHE_CAPACITY))
+        let centroids = dir.join(super::scope::CENTROIDS_FILE);
+        let scope = if centroids.exists() { Some(super::scope::Scope::load(&centroids, meta.labels.len(), meta.dim)?) } else { None };
+        let mut model = Self::assemble(encoder, head, meta, DEFAULT_CACHE_CAPACITY);
+        model.scope = scope;
+        Ok(model)
     }
 
     /// Writes `head.safetensors` and `model.json` into `dir` (created if missing). Each file is
@@ -225,6 +280,16 @@ impl IntentModel {
         self.head.save(&head_tmp)?;
         let head_path = dir.join(HEAD_FILE);
         std::fs::rename(&head_tmp, &head_path).map_err(io(&head_path))?;
+        let centroids = dir.join(super::scope::CENTROIDS_FILE);
+        match &self.scope {
+            Some(scope) => {
+                let tmp = dir.join(format!("{}.tmp", super::scope::CENTROIDS_FILE));
+                scope.save(&tmp)?;
+                std::fs::rename(&tmp, &centroids).map_err(io(&centroids))?;
+            }
+            None if centroids.exists() => std::fs::remove_file(&centroids).map_err(io(&centroids))?,
+            None => {}
+        }
         let json = serde_json::to_string_pretty(&self.meta)
             .map_err(|e| model_error(dir, format!("cannot serialise model.json: {e}")))?;
         let meta_tmp = dir.join(format!("{META_FILE}.tmp"));
@@ -352,7 +417,18 @@ impl IntentModel {
         let logits = self.head.logits(embeddings)?;
         Ok(logits
             .iter()
-            .map(|row| to_prediction(row, self.meta.temperature, &self.meta.labels))
+            .zip(embeddings)
+            .map(|(row, embedding)| {
+                let mut prediction = to_prediction(row, self.meta.temperature, &self.meta.labels);
+                if let Some(scope) = &self.scope {
+                    let similarity = scope.similarity(embedding);
+                    prediction.in_scope = Some(similarity);
+                    if !scope.in_scope(similarity) {
+                        prediction.confidence = 0.0;
+                    }
+                }
+                prediction
+            })
             .collect())
     }
 }
@@ -372,6 +448,7 @@ pub(super) fn to_prediction(logits: &[f32], temperature: f64, labels: &[String])
         label,
         confidence,
         top,
+        in_scope: None,
     }
 }
 

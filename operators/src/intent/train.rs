@@ -42,6 +42,10 @@ pub struct TrainOptions {
     /// `Σ NLL + prior · (ln T)²` on the validation split). 0 is plain NLL minimisation; the
     /// default 1 only matters for tiny validation sets.
     pub temperature_prior: f64,
+    /// Out-of-scope signal ([`super::scope`]): keep this share (e.g. 0.95) of the training
+    /// examples in scope by their distance to the class centroids; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_scope_keep: Option<f64>,
 }
 
 impl Default for TrainOptions {
@@ -58,6 +62,7 @@ impl Default for TrainOptions {
             embed_batch_size: 32,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             temperature_prior: 1.0,
+            in_scope_keep: None,
         }
     }
 }
@@ -297,11 +302,34 @@ pub fn train_on_embeddings(
         hidden: options.hidden,
         trained_at,
         metrics: serde_json::to_value(&report).unwrap_or_default(),
+        fine_tune: None,
     };
-    Ok((
-        IntentModel::assemble(encoder, head, meta, options.cache_capacity),
-        report,
-    ))
+    let mut model = IntentModel::assemble(encoder, head, meta, options.cache_capacity);
+    if let Some(keep) = options.in_scope_keep {
+        let (_, targets) = index_labels(examples)?;
+        model.set_scope(super::scope::Scope::fit(embeddings, &targets, model.labels().len(), keep)?);
+    }
+    Ok((model, report))
+}
+
+/// [`train`] with the encoder fine-tuned first ([`fine_tune`](super::finetune::fine_tune), into
+/// `out/encoder`, from the base `encoder_name_or_dir`); the head and its temperature are then
+/// fitted on the fine-tuned embeddings. Save the model to the same `out`.
+pub fn train_fine_tuned(
+    examples: &[Example],
+    encoder_name_or_dir: &str,
+    out: &std::path::Path,
+    options: &TrainOptions,
+    fine: &super::finetune::FineTuneOptions,
+    progress: bool,
+) -> Result<(IntentModel, TrainReport, super::finetune::FineTuneReport)> {
+    index_labels(examples)?;
+    let encoder_dir = out.join(super::finetune::ENCODER_DIR);
+    let tuned = super::finetune::fine_tune(examples, encoder_name_or_dir, &encoder_dir, fine, options.seed, progress)?;
+    let encoder = Encoder::load(&encoder_dir)?;
+    let (mut model, report) = train_with_encoder(examples, Arc::new(encoder), encoder_name_or_dir, options, progress)?;
+    model.set_fine_tune(fine.clone());
+    Ok((model, report, tuned))
 }
 
 /// The version of a model trained on `examples` with the encoder `encoder_ref` and `options`:
