@@ -225,6 +225,9 @@ enum IntentCommand {
         /// Most fine-tuning epochs (early stopping on a validation split ends sooner).
         #[arg(long, default_value_t = 6, requires = "fine_tune")]
         fine_tune_epochs: usize,
+        /// Fine-tuning learning rate of the encoder (AdamW).
+        #[arg(long, default_value_t = 5e-5, requires = "fine_tune")]
+        fine_tune_lr: f64,
     },
     /// Evaluate: print {"accuracy","macro_f1","n"} as JSON.
     Eval {
@@ -442,10 +445,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Test { recording, golden, bless, workers, config } => {
             commands::test_recording(&recording, &golden, bless, workers, config.as_deref())
         }
-        Command::Intent { command: IntentCommand::Train { data, encoder, out, fine_tune, fine_tune_layers, fine_tune_epochs } } => {
+        Command::Intent { command: IntentCommand::Train { data, encoder, out, fine_tune, fine_tune_layers, fine_tune_epochs, fine_tune_lr } } => {
             let fine = fine_tune.then(|| switchboard_operators::intent::FineTuneOptions {
                 layers: fine_tune_layers,
                 epochs: fine_tune_epochs,
+                learning_rate: fine_tune_lr,
                 ..Default::default()
             });
             let summary = commands::intent_train(&data, &encoder, &out, fine)?;
