@@ -37,17 +37,6 @@ fn process_of(partition: i32) -> usize {
     (partition as usize % (PROCESSES * WORKERS)) / WORKERS
 }
 
-fn kb_load(files: &[&Path], config: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["kb", "load"])
-        .args(files)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .expect("run kb load");
-    assert!(output.status.success(), "kb load failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 fn start_cluster(hosts: &Path, config: &Path, database: &str, work: &Path, round: &str) -> Vec<Guarded> {
     (0..PROCESSES)

@@ -12,7 +12,6 @@ mod common;
 use common::*;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use switchboard_schemas::settings::{ClickHouseSettings, KafkaSettings};
@@ -22,19 +21,6 @@ use switchboard_sources::admin::ensure_topics;
 const OLD_MARK: &str = "退货申请已提交。";
 const NEW_MARK: &str = "退货申请已提交（新版知识库）。";
 
-/// `switchboard kb load FILES --config CONFIG`; returns the snapshot version it prints.
-fn kb_load(files: &[&Path], config: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["kb", "load"])
-        .args(files)
-        .arg("--config")
-        .arg(config)
-        .env("SWITCHBOARD_LOG", "warn")
-        .output()
-        .expect("run kb load");
-    assert!(output.status.success(), "kb load failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")

@@ -445,3 +445,16 @@ pub async fn wait_saved(settings: &ClickHouseSettings, database: &str, dialogue:
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `switchboard kb load FILES --config CONFIG`; returns the snapshot version it prints.
+pub fn kb_load(files: &[&Path], config: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["kb", "load"])
+        .args(files)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run kb load");
+    assert!(output.status.success(), "kb load failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}

@@ -41,6 +41,32 @@ pub struct Encoder {
     name: String,
 }
 
+/// The token ids, type ids and attention mask of a padded batch, `(rows, width)` each.
+pub(super) fn padded_batch(encodings: &[tokenizers::Encoding], device: &Device) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let rows = encodings.len();
+    let width = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+    let (mut ids, mut types, mut mask) = (Vec::with_capacity(rows * width), Vec::with_capacity(rows * width), Vec::with_capacity(rows * width));
+    for e in encodings {
+        ids.extend_from_slice(e.get_ids());
+        types.extend_from_slice(e.get_type_ids());
+        mask.extend_from_slice(e.get_attention_mask());
+    }
+    Ok((
+        Tensor::from_vec(ids, (rows, width), device)?,
+        Tensor::from_vec(types, (rows, width), device)?,
+        Tensor::from_vec(mask, (rows, width), device)?,
+    ))
+}
+
+/// The sentence embedding: hidden states `(rows, width, dim)` averaged over the attention mask
+/// `(rows, width)`, then L2-normalised, `(rows, dim)`.
+pub(super) fn mean_pool_normalised(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
+    let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?.clamp(1e-9, f64::MAX)?)?;
+    let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    mean.broadcast_div(&norms)
+}
+
 /// Turns a model name (`m3e-small`, `all-minilm-l6-v2`) or a path into a model folder: a name
 /// is looked up under `$SWITCHBOARD_MODELS`, else `./models`, else the source tree's `models/`.
 pub fn resolve_model_dir(name_or_dir: &str) -> PathBuf {
@@ -161,28 +187,9 @@ impl Encoder {
                 return Ok(model.embed(&texts)?);
             }
         };
-        let rows = encodings.len();
-        let width = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(rows * width);
-        let mut types = Vec::with_capacity(rows * width);
-        let mut mask = Vec::with_capacity(rows * width);
-        for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
-            types.extend_from_slice(e.get_type_ids());
-            mask.extend_from_slice(e.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
-        let types = Tensor::from_vec(types, (rows, width), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-
+        let (ids, types, mask) = padded_batch(&encodings, &self.device)?;
         let hidden = model.forward(&ids, &types, Some(&mask))?; // (rows, width, dim)
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
-        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // (rows, dim)
-        let counts = mask_f.sum(1)?.clamp(1e-9, f64::MAX)?; // (rows, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        let normalised = mean.broadcast_div(&norms)?;
-        Ok(normalised.to_vec2::<f32>()?)
+        Ok(mean_pool_normalised(&hidden, &mask)?.to_vec2::<f32>()?)
     }
 
     /// Embeds one text.

@@ -12,7 +12,7 @@
 //! ([`train_fine_tuned`]). Deterministic for a seed on one machine.
 
 use super::data::{normalize_text, stratified_folds, Example};
-use super::encoder::{resolve_model_dir, MAX_TOKENS};
+use super::encoder::{mean_pool_normalised, padded_batch, resolve_model_dir, MAX_TOKENS};
 use super::train::index_labels;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -136,21 +136,9 @@ impl Trainable {
     /// Mean-pooled, L2-normalised embeddings of `texts`, `(n, dim)`, on the autograd graph.
     fn embed(&self, texts: &[&str]) -> Result<Tensor> {
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let rows = encodings.len();
-        let width = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
-        for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
-            types.extend_from_slice(e.get_type_ids());
-            mask.extend_from_slice(e.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
-        let types = Tensor::from_vec(types, (rows, width), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
+        let (ids, types, mask) = padded_batch(&encodings, &self.device)?;
         let hidden = self.model.forward(&ids, &types, &mask)?;
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let mean = hidden.broadcast_mul(&mask_f)?.sum(1)?.broadcast_div(&mask_f.sum(1)?.clamp(1e-9, f64::MAX)?)?;
-        Ok(normalize_rows(&mean)?)
+        Ok(mean_pool_normalised(&hidden, &mask)?)
     }
 
     /// Embeddings of many texts, off the graph.
