@@ -53,7 +53,7 @@ fn options() -> Result<Options> {
             other => bail!("unknown flag {other} (--urls A,B --clients N --rate R --duration S --seed N --out FILE --grace S)"),
         }
     }
-    if o.urls.is_empty() || o.clients == 0 || !(o.rate > 0.0) {
+    if o.urls.is_empty() || o.clients == 0 || !(o.rate.is_finite() && o.rate > 0.0) {
         bail!("give --urls, and positive --clients and --rate");
     }
     Ok(o)
@@ -145,36 +145,33 @@ impl Client {
                     hello["resume_token"] = token.clone().into();
                 }
                 if ws.send(Message::Text(hello.to_string().into())).await.is_ok() {
-                    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-                        Ok(Some(Ok(Message::Text(t)))) => {
-                            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
-                            if v["type"] == "welcome" {
-                                if self.dialogue.is_some() {
-                                    self.resumed += 1;
-                                }
-                                let dialogue = v["dialogue_id"].as_str().unwrap_or_default().to_string();
-                                let token = v["resume_token"].as_str().unwrap_or_default().to_string();
-                                self.dialogue = Some((dialogue, token));
-                                let mut ok = true;
-                                for (id, text) in self.unanswered() {
-                                    let say = serde_json::json!({"type": "say", "client_msg_id": id, "text": text});
-                                    ok &= ws.send(Message::Text(say.to_string().into())).await.is_ok();
-                                    if let Some(s) = self.says.get_mut(&id) {
-                                        s.resends += 1;
-                                    }
-                                }
-                                if ok {
-                                    return Some(ws);
-                                }
-                            } else if v["type"] == "error" && v["code"] == "unauthorized" && self.dialogue.is_some() {
-                                // As the page does: the dialogue cannot be resumed (another
-                                // gateway's key, an expired token): start a new one at once.
-                                self.resume_refused += 1;
-                                self.dialogue = None;
-                                continue;
+                    if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                        if v["type"] == "welcome" {
+                            if self.dialogue.is_some() {
+                                self.resumed += 1;
                             }
+                            let dialogue = v["dialogue_id"].as_str().unwrap_or_default().to_string();
+                            let token = v["resume_token"].as_str().unwrap_or_default().to_string();
+                            self.dialogue = Some((dialogue, token));
+                            let mut ok = true;
+                            for (id, text) in self.unanswered() {
+                                let say = serde_json::json!({"type": "say", "client_msg_id": id, "text": text});
+                                ok &= ws.send(Message::Text(say.to_string().into())).await.is_ok();
+                                if let Some(s) = self.says.get_mut(&id) {
+                                    s.resends += 1;
+                                }
+                            }
+                            if ok {
+                                return Some(ws);
+                            }
+                        } else if v["type"] == "error" && v["code"] == "unauthorized" && self.dialogue.is_some() {
+                            // As the page does: the dialogue cannot be resumed (another
+                            // gateway's key, an expired token): start a new one at once.
+                            self.resume_refused += 1;
+                            self.dialogue = None;
+                            continue;
                         }
-                        _ => {}
                     }
                 }
             }
@@ -228,8 +225,7 @@ async fn run_client(index: usize, urls: Vec<String>, mut schedule: mpsc::Receive
     let mut ws = client.connect(&urls, &mut attempt, end).await;
     let mut resend_at: Option<Instant> = None;
     let mut schedule_open = true;
-    loop {
-        let Some(socket) = ws.as_mut() else { break };
+    while let Some(socket) = ws.as_mut() {
         let done = !schedule_open && client.unanswered().is_empty();
         if done || Instant::now() >= end {
             let _ = socket.close(None).await;
