@@ -226,7 +226,7 @@ enum IntentCommand {
         #[arg(long, default_value_t = 6, requires = "fine_tune")]
         fine_tune_epochs: usize,
         /// Fine-tuning learning rate of the encoder (AdamW).
-        #[arg(long, default_value_t = 5e-5, requires = "fine_tune")]
+        #[arg(long, default_value_t = 1e-4, requires = "fine_tune")]
         fine_tune_lr: f64,
     },
     /// Evaluate: print {"accuracy","macro_f1","n"} as JSON.

@@ -52,7 +52,7 @@ pub struct FineTuneOptions {
 
 impl Default for FineTuneOptions {
     fn default() -> Self {
-        FineTuneOptions { layers: 0, epochs: 6, learning_rate: 5e-5, batch_size: 16, patience: 2, scale: 20.0, validation_fraction: 0.15 }
+        FineTuneOptions { layers: 0, epochs: 6, learning_rate: 1e-4, batch_size: 16, patience: 2, scale: 20.0, validation_fraction: 0.15 }
     }
 }
 
