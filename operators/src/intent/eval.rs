@@ -6,7 +6,7 @@ use super::encoder::Encoder;
 use super::fit;
 use super::metrics::EvalReport;
 use super::model::{to_prediction, IntentModel};
-use super::train::{embed_all, index_labels, TrainOptions};
+use super::train::{embed_all, index_labels, require_per_label, TrainOptions};
 use crate::{Error, Result};
 
 /// Stratified `folds`-fold cross-validation ([`stratified_folds`], seeded by `options.seed`):
@@ -26,6 +26,7 @@ pub fn cross_validate(
             examples.len()
         )));
     }
+    require_per_label(&labels, &targets, folds, &format!("{folds}-fold cross-validation"))?;
     let texts: Vec<String> = examples.iter().map(|e| normalize_text(&e.text)).collect();
     let embeddings = embed_all(encoder, &texts, options.embed_batch_size, false)?;
     let fold_of = stratified_folds(&targets, folds, options.seed);
@@ -73,6 +74,7 @@ pub fn cross_validate_fine_tuned(
     if folds < 2 || folds > examples.len() {
         return Err(Error::Training(format!("folds must be in 2..={}, got {folds}", examples.len())));
     }
+    require_per_label(&labels, &targets, folds, &format!("{folds}-fold cross-validation"))?;
     let texts: Vec<String> = examples.iter().map(|e| normalize_text(&e.text)).collect();
     let fold_of = stratified_folds(&targets, folds, options.seed);
     let scratch = std::env::temp_dir().join(format!("switchboard-cv-{}-{}", std::process::id(), options.seed));

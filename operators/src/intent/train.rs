@@ -175,6 +175,23 @@ pub(super) fn index_labels(examples: &[Example]) -> Result<(Vec<String>, Vec<usi
     Ok((labels, targets))
 }
 
+/// Fails with one clear line naming every label with fewer than `min` examples (`why` says what
+/// needs that many).
+pub(super) fn require_per_label(labels: &[String], targets: &[usize], min: usize, why: &str) -> Result<()> {
+    let mut counts = vec![0usize; labels.len()];
+    for &t in targets {
+        counts[t] += 1;
+    }
+    let short: Vec<String> = labels.iter().zip(&counts).filter(|(_, &n)| n < min).map(|(l, n)| format!("`{l}` ({n})")).collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Training(format!(
+        "{why} needs at least {min} examples per label; too few for {}: add examples, merge the label with another, or drop it",
+        short.join(", ")
+    )))
+}
+
 /// Trains a model on `examples` with the encoder `encoder_name_or_dir` (a name such as
 /// `m3e-small`, or a folder; stored as given in `model.json`). Texts are normalised and embedded
 /// once (batches of `options.embed_batch_size`), then the head is fitted on the cached
@@ -323,7 +340,8 @@ pub fn train_fine_tuned(
     fine: &super::finetune::FineTuneOptions,
     progress: bool,
 ) -> Result<(IntentModel, TrainReport, super::finetune::FineTuneReport)> {
-    index_labels(examples)?;
+    let (labels, targets) = index_labels(examples)?;
+    require_per_label(&labels, &targets, 2, "fine-tuning")?;
     let encoder_dir = out.join(super::finetune::ENCODER_DIR);
     let tuned = super::finetune::fine_tune(examples, encoder_name_or_dir, &encoder_dir, fine, options.seed, progress)?;
     let encoder = Encoder::load(&encoder_dir)?;
@@ -383,6 +401,18 @@ fn timestamps(unix: u64) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_with_too_few_examples_are_named() {
+        let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let targets = vec![0, 0, 0, 1, 2, 2];
+        let error = require_per_label(&labels, &targets, 2, "fine-tuning").expect_err("b has one");
+        assert_eq!(
+            error.to_string(),
+            "training: fine-tuning needs at least 2 examples per label; too few for `b` (1): add examples, merge the label with another, or drop it"
+        );
+        assert!(require_per_label(&labels, &targets, 1, "training").is_ok());
+    }
 
     #[test]
     fn timestamps_are_utc_civil() {
