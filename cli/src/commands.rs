@@ -286,11 +286,16 @@ pub fn intent_eval(data: &Path, model_dir: &Path, folds: Option<usize>) -> Resul
         Some(k) => {
             let options: TrainOptions = serde_json::from_value(model.meta().metrics.get("options").cloned().unwrap_or_default())
                 .unwrap_or_default();
-            match &model.meta().fine_tune {
+            let report = match &model.meta().fine_tune {
                 // Fine-tuned in every fold, from the base encoder, on the fold's training part.
-                Some(fine) => intent::cross_validate_fine_tuned(&examples, &model.meta().encoder, k, &options, fine, true)?,
-                None => intent::cross_validate(&examples, model.encoder(), k, &options)?,
-            }
+                Some(fine) => intent::cross_validate_fine_tuned(&examples, &model.meta().encoder, k, &options, fine, true),
+                None => intent::cross_validate(&examples, model.encoder(), k, &options),
+            };
+            // What the data cannot support (too few examples of a label for K folds) is bad input.
+            report.map_err(|e| match e {
+                switchboard_operators::Error::Training(message) => anyhow!(BadInput(message)),
+                other => anyhow!(other),
+            })?
         }
         None => intent::evaluate(&model, &examples)?,
     };
