@@ -22,7 +22,7 @@ use switchboard_topology::metrics::Metrics;
 use switchboard_topology::runner::live::{self, Layout, RunOptions, RunReport};
 use switchboard_topology::{Clock, GraphConfig};
 
-fn locale_of(name: &str) -> Result<Locale> {
+pub(crate) fn locale_of(name: &str) -> Result<Locale> {
     Locale::parse(name)
         .ok_or_else(|| anyhow!(BadInput(format!("unknown locale `{name}` in the configuration (zh-CN or en)"))))
 }
@@ -105,7 +105,7 @@ pub fn model_serve(
     Ok(())
 }
 
-fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metrics>>) -> Result<GraphConfig> {
+pub(crate) fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metrics>>) -> Result<GraphConfig> {
     let mut graph = GraphConfig::new(build_understanding(config)?, config.session(), clock);
     graph.aggregates = metrics.as_ref().map(|m| m.live_aggregates());
     graph.metrics = metrics;
@@ -306,10 +306,19 @@ pub fn intent_eval(data: &Path, model_dir: &Path, folds: Option<usize>) -> Resul
 pub fn kb_load(files: &[PathBuf], config_path: Option<&Path>) -> Result<String> {
     let config = TopologyConfig::load(config_path).map_err(|e| anyhow!(BadInput(format!("{e:#}"))))?;
     let entries = kb::load_kb(files).map_err(|e| anyhow!(BadInput(e.to_string())))?;
-    // Each locale's questions are embedded with the encoder of that locale's intent model, so
-    // queries (embedded by the model) and entries share one vector space.
+    publish_kb(entries, &config.intent_models, &config.knowledge_base)
+}
+
+/// Embeds `entries` and publishes the snapshot under `root`; returns its version. Each locale's
+/// questions are embedded with the encoder of that locale's intent model in `intent_models`, so
+/// queries (embedded by the model) and entries share one vector space.
+pub(crate) fn publish_kb(
+    entries: Vec<switchboard_operators::retrieval::kb::KbEntry>,
+    intent_models: &std::collections::BTreeMap<String, PathBuf>,
+    root: &Path,
+) -> Result<String> {
     let mut encoders: HashMap<Locale, intent::Encoder> = HashMap::new();
-    for (name, dir) in &config.intent_models {
+    for (name, dir) in intent_models {
         let locale = locale_of(name)?;
         // A fine-tuned model's own encoder, else the base it names (or the locale's default).
         let encoder_dir = IntentModel::encoder_dir(dir).unwrap_or_else(|_| intent::resolve_model_dir(default_encoder(locale)));
@@ -317,7 +326,7 @@ pub fn kb_load(files: &[PathBuf], config_path: Option<&Path>) -> Result<String> 
         encoders.insert(locale, encoder);
     }
     let snapshot = Snapshot::build(entries, |l| encoders.get(&l))?;
-    snapshot.publish(&config.knowledge_base)?;
+    snapshot.publish(root)?;
     Ok(snapshot.version.clone())
 }
 

@@ -1,5 +1,5 @@
 //! The `switchboard` binary's library half: the commands as functions (the binary only parses
-//! arguments), the configuration file, `doctor`, the metrics listener, `retention` and the load generator.
+//! arguments), the configuration file, `doctor`, the metrics listener, `retention`, `shadow` and the load generator.
 //! It wires the crates together; no library crate depends on it.
 
 #![deny(missing_docs)]
@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod loadgen;
 pub mod metrics_http;
 pub mod retention;
+pub mod shadow;
 
 /// Marks an error as bad usage or bad input: the binary exits with status 2 for it.
 #[derive(Debug)]

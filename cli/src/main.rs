@@ -109,6 +109,44 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run the current and a candidate version (intent models, knowledge base) over the same
+    /// recorded turns and report every difference (report.json, report.html); exit 1 when a
+    /// --fail-if gate fails.
+    Shadow {
+        /// A recording (or give --from-offset / --from-time for a range of user.said).
+        #[arg(conflicts_with_all = ["from_offset", "from_time"], required_unless_present_any = ["from_offset", "from_time"])]
+        recording: Option<PathBuf>,
+        /// Start offsets of user.said, PARTITION:OFFSET,…
+        #[arg(long, conflicts_with = "from_time")]
+        from_offset: Option<String>,
+        /// Start time (ms since the epoch or RFC 3339 UTC).
+        #[arg(long)]
+        from_time: Option<String>,
+        /// End offsets (exclusive), PARTITION:OFFSET,…
+        #[arg(long, conflicts_with = "to_time")]
+        to_offset: Option<String>,
+        /// End time (exclusive; ms since the epoch or RFC 3339 UTC).
+        #[arg(long)]
+        to_time: Option<String>,
+        /// Candidate intent models: a folder with one model folder per locale (zh-CN or zh, en).
+        #[arg(long)]
+        candidate_models: Option<PathBuf>,
+        /// Candidate knowledge base (YAML or JSONL, as `kb load` takes).
+        #[arg(long)]
+        candidate_kb: Option<PathBuf>,
+        /// A rollout gate, e.g. 'changed_answers > 2%' or 'handoff_rate_delta > 0.5pp' (repeatable).
+        #[arg(long = "fail-if")]
+        fail_if: Vec<String>,
+        /// Report folder (report.json, report.html, timings.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// YAML configuration file (the current version).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Train or evaluate an intent classifier.
     Intent {
         #[command(subcommand)]
@@ -444,6 +482,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Test { recording, golden, bless, workers, config } => {
             commands::test_recording(&recording, &golden, bless, workers, config.as_deref())
+        }
+        Command::Shadow { recording, from_offset, from_time, to_offset, to_time, candidate_models, candidate_kb, fail_if, out, workers, config } => {
+            use switchboard_cli::shadow::{ShadowInput, ShadowOptions};
+            let input = match recording {
+                Some(path) => ShadowInput::Recording(path),
+                None => {
+                    let given = [("from-offset", &from_offset), ("from-time", &from_time), ("to-offset", &to_offset), ("to-time", &to_time)]
+                        .iter()
+                        .filter_map(|(name, v)| v.as_ref().map(|v| format!("--{name} {v}")))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    ShadowInput::Range(RangeArgs { from_offset, from_time, to_offset, to_time }.parse()?, given)
+                }
+            };
+            let options = ShadowOptions { input, candidate_models, candidate_kb, gates: fail_if, out, workers, config };
+            switchboard_cli::shadow::shadow(&options)
         }
         Command::Intent { command: IntentCommand::Train { data, encoder, out, fine_tune, fine_tune_layers, fine_tune_epochs, fine_tune_lr } } => {
             let fine = fine_tune.then(|| switchboard_operators::intent::FineTuneOptions {

@@ -68,6 +68,52 @@ pub fn record(
     progress: bool,
     privacy: Privacy,
 ) -> Result<u64> {
+    let mut file = match privacy {
+        Privacy::Masked => RecordingWriter::create(out)?,
+        Privacy::Raw => RecordingWriter::create_private(out)?,
+    };
+    let mut masked = 0u64;
+    each_record(settings, topic, start, end, progress, |record| {
+        match privacy {
+            Privacy::Masked => match mask_value(&record.value) {
+                Some(value) => {
+                    masked += 1;
+                    file.write(&SourceRecord { value, ..record.clone() })?;
+                }
+                None => file.write(record)?,
+            },
+            Privacy::Raw => file.write(record)?,
+        }
+        Ok(())
+    })?;
+    let written = file.finish()?;
+    tracing::info!(written, masked, ?privacy, "recording written");
+    Ok(written)
+}
+
+/// Reads `topic` from `start` to `end` (default: the high watermark at start) into memory, as
+/// is (`switchboard shadow` runs the graph over it; the graph masks PII itself), ordered by
+/// record time, then partition and offset, so the same range gives the same order however the
+/// broker interleaved its partitions.
+pub fn read_range(settings: &KafkaSettings, topic: &str, start: &StartPosition, end: Option<&EndPosition>, progress: bool) -> Result<Vec<SourceRecord>> {
+    let mut records = Vec::new();
+    each_record(settings, topic, start, end, progress, |record| {
+        records.push(record.clone());
+        Ok(())
+    })?;
+    records.sort_by_key(|r| (r.timestamp_ms, r.partition, r.offset));
+    Ok(records)
+}
+
+/// Calls `f` on every record of `topic` from `start` to `end`, with a progress bar if asked.
+fn each_record(
+    settings: &KafkaSettings,
+    topic: &str,
+    start: &StartPosition,
+    end: Option<&EndPosition>,
+    progress: bool,
+    mut f: impl FnMut(&SourceRecord) -> Result<()>,
+) -> Result<()> {
     let end = end.cloned().unwrap_or(EndPosition::HighWatermark);
     let group = format!("switchboard-record-{}", std::process::id());
     let mut source = KafkaSource::open(settings, &group, topic, 0, 1, start, Some(&end))?;
@@ -77,11 +123,6 @@ pub fn record(
         ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut file = match privacy {
-        Privacy::Masked => RecordingWriter::create(out)?,
-        Privacy::Raw => RecordingWriter::create_private(out)?,
-    };
-    let mut masked = 0u64;
     let mut idle_polls = 0;
     while !source.finished() {
         let batch = source.poll_batch(1000, Duration::from_millis(500))?;
@@ -97,23 +138,12 @@ pub fn record(
         }
         idle_polls = 0;
         for record in &batch {
-            match privacy {
-                Privacy::Masked => match mask_value(&record.value) {
-                    Some(value) => {
-                        masked += 1;
-                        file.write(&SourceRecord { value, ..record.clone() })?;
-                    }
-                    None => file.write(record)?,
-                },
-                Privacy::Raw => file.write(record)?,
-            }
+            f(record)?;
         }
         bar.inc(batch.len() as u64);
     }
-    let written = file.finish()?;
     bar.finish();
-    tracing::info!(written, masked, ?privacy, "recording written");
-    Ok(written)
+    Ok(())
 }
 
 #[cfg(test)]

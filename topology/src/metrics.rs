@@ -28,6 +28,19 @@ pub struct Metrics {
     turn_stage_ms: Family<Labels, Histogram>,
     understand_retries: Counter,
     live: std::sync::Arc<crate::aggregates::LiveAggregates>,
+    stage_totals: Mutex<std::collections::BTreeMap<String, StageTotal>>,
+}
+
+/// What one operator's epochs took in all (the sums behind `stage_seconds`), for reports that
+/// compare runs (`switchboard shadow`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTotal {
+    /// Epochs timed.
+    pub epochs: u64,
+    /// Their total time, seconds.
+    pub seconds: f64,
+    /// The longest epoch, seconds.
+    pub max_seconds: f64,
 }
 
 fn stage_ms_histogram() -> Histogram {
@@ -91,6 +104,7 @@ impl Metrics {
             turn_stage_ms,
             understand_retries,
             live: std::sync::Arc::new(crate::aggregates::LiveAggregates::new()),
+            stage_totals: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -107,6 +121,17 @@ impl Metrics {
     /// Records one operator's time on one epoch.
     pub fn record_stage(&self, stage: &str, took: Duration) {
         self.stage_seconds.get_or_create(&vec![("stage".into(), stage.into())]).observe(took.as_secs_f64());
+        if let Ok(mut totals) = self.stage_totals.lock() {
+            let total = totals.entry(stage.to_string()).or_default();
+            total.epochs += 1;
+            total.seconds += took.as_secs_f64();
+            total.max_seconds = total.max_seconds.max(took.as_secs_f64());
+        }
+    }
+
+    /// Every operator's [`StageTotal`] so far, by stage name (`understand`, `session`, `sink`, …).
+    pub fn stage_totals(&self) -> std::collections::BTreeMap<String, StageTotal> {
+        self.stage_totals.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Records events handed to the sinks: events out by kind, reply latencies (the

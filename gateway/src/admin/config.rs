@@ -34,6 +34,10 @@ pub struct AdminConfig {
     /// Login attempts per client address per minute
     /// (`SWITCHBOARD_GATEWAY_LOGIN_ATTEMPTS_PER_ADDRESS`, default 20).
     pub login_per_address_per_minute: u32,
+    /// The folder whose subfolders hold `switchboard shadow` reports, shown at
+    /// `/console/shadow` (`SWITCHBOARD_SHADOW_REPORTS`, default `$SWITCHBOARD_STATE/shadow`;
+    /// `off` serves none). `None` in [`AdminConfig::default`].
+    pub shadow_reports: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -47,6 +51,7 @@ impl Default for AdminConfig {
             metrics_token: None,
             login_per_account_per_minute: 5,
             login_per_address_per_minute: 20,
+            shadow_reports: None,
         }
     }
 }
@@ -97,6 +102,11 @@ impl AdminConfig {
             count(get, "SWITCHBOARD_GATEWAY_LOGIN_ATTEMPTS_PER_ACCOUNT", c.login_per_account_per_minute)?;
         c.login_per_address_per_minute =
             count(get, "SWITCHBOARD_GATEWAY_LOGIN_ATTEMPTS_PER_ADDRESS", c.login_per_address_per_minute)?;
+        c.shadow_reports = match get("SWITCHBOARD_SHADOW_REPORTS") {
+            Some(v) if v.trim() == "off" => None,
+            Some(v) if !v.trim().is_empty() => Some(PathBuf::from(v.trim())),
+            _ => Some(PathBuf::from(get("SWITCHBOARD_STATE").unwrap_or_else(|| ".switchboard".into())).join("shadow")),
+        };
         Ok(c)
     }
 }

@@ -116,6 +116,7 @@ fn wants_json(path: &str, headers: &HeaderMap) -> bool {
     path == "/metrics"
         || path.starts_with("/console/api/")
         || path.starts_with("/agent/api/")
+        || path.ends_with(".json")
         || path == "/agent/ws"
         || headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
 }

@@ -21,7 +21,7 @@
 
 mod config;
 pub(crate) mod guard;
-mod login;
+pub(crate) mod login;
 mod users;
 
 pub use config::AdminConfig;
@@ -106,6 +106,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut viewer = Router::new().route("/metrics", get(metrics)).with_state(shared.clone());
     if let Some(clickhouse) = &shared.config.clickhouse {
         viewer = viewer.merge(crate::console::router(clickhouse));
+    }
+    if let Some(folder) = &config.shadow_reports {
+        viewer = viewer.merge(crate::console::shadow::router(folder.clone()));
     }
     let viewer = viewer.route_layer(middleware::from_fn_with_state(admin.clone(), guard::viewer));
     let agent = crate::agent::router(shared.clone()).route_layer(middleware::from_fn_with_state(admin.clone(), guard::agent));

@@ -10,6 +10,7 @@
 //! | `GET /console/api/dialogues?minutes=N&prefix=P&limit=L` | the most recently active dialogues ([`DialogueListItem`]) |
 //! | `GET /console/api/dialogue/{dialogue_id}` | every event of one dialogue ([`Trace`]) |
 //! | `GET /console/api/live?minutes=N` | the topology's live per-minute counts ([`crate::live`]) |
+//! | `GET /console/shadow`, `/console/shadow/{name}` | the reports of `switchboard shadow` ([`shadow`]) |
 //! | `GET /console/api/agents?minutes=N&prefix=P` | the human-agent side: queue, time to claim and to first reply, outcomes, per agent ([`AgentsReport`]; definitions in `agents.rs`) |
 //!
 //! `minutes` defaults to 15 and is clamped to 1..=1440; `prefix` (optional) keeps only dialogues
@@ -36,6 +37,7 @@ mod agents_api;
 mod model;
 pub(crate) mod queries;
 mod routes;
+pub mod shadow;
 
 pub use agents::{
     AgentStats, AgentsReport, Outcomes, QueuePoint, Timing, ABANDON_AFTER, LOOKBACK, MAX_AGENTS, MAX_AGENT_ROWS,

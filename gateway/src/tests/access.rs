@@ -273,3 +273,41 @@ async fn pings_count_against_the_frame_rate() {
     }
     client.expect_error("rate_limited").await;
 }
+
+#[tokio::test]
+async fn shadow_reports_are_for_logged_in_viewers_and_nothing_outside_their_folder_is_served() {
+    let reports = std::env::temp_dir().join(format!("sb-shadow-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(reports.join("kb-reword")).unwrap();
+    std::fs::write(reports.join("kb-reword/report.html"), "<!doctype html><h1>Shadow report</h1>").unwrap();
+    std::fs::write(
+        reports.join("kb-reword/report.json"),
+        r#"{"input":"<slot_filling>","turns":9,"changed":{"turns":2},"rates":{"handoff_rate_delta_pp":0.5},"gates":[{"failed":true}]}"#,
+    )
+    .unwrap();
+    std::fs::write(reports.join("secret.txt"), "not a report").unwrap();
+    let mut c = config();
+    c.admin.users_file = Some(users(&[("vera", Role::Viewer)]));
+    c.admin.shadow_reports = Some(reports.clone());
+    let gw = start(c).await;
+    assert_eq!(http(gw.admin, "GET", "/console/shadow", &[], "").await.status, 303, "a page: to the login");
+    assert_eq!(http(gw.admin, "GET", "/console/shadow/kb-reword/report.json", &[], "").await.status, 401);
+    assert_eq!(http(gw.addr, "GET", "/console/shadow", &[], "").await.status, 404, "never on the public listener");
+    let (cookie, _) = session(gw.admin, "vera").await;
+    let console = http(gw.admin, "GET", "/console", &[("Cookie", &cookie)], "").await;
+    assert!(console.body.contains("href=\"/console/shadow\""), "the console links the reports");
+    let list = http(gw.admin, "GET", "/console/shadow", &[("Cookie", &cookie)], "").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("href=\"/console/shadow/kb-reword\"") && list.body.contains("1 of 1 FAILED"), "{}", list.body);
+    assert!(list.body.contains("&lt;slot_filling&gt;") && !list.body.contains("<slot_filling>"), "escaped: {}", list.body);
+    let page = http(gw.admin, "GET", "/console/shadow/kb-reword", &[("Cookie", &cookie)], "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Shadow report") && page.head.contains("content-security-policy: default-src 'none'"), "{}", page.head);
+    let json = http(gw.admin, "GET", "/console/shadow/kb-reword/report.json", &[("Cookie", &cookie)], "").await;
+    assert!(json.status == 200 && json.head.contains("application/json") && json.body.contains("\"turns\":9"));
+    for path in ["/console/shadow/..", "/console/shadow/%2e%2e", "/console/shadow/secret.txt", "/console/shadow/..%2fsecret.txt", "/console/shadow/missing"] {
+        let r = http(gw.admin, "GET", path, &[("Cookie", &cookie)], "").await;
+        assert!(r.status == 404 || r.status == 400, "{path}: {}", r.status);
+        assert!(!r.body.contains("not a report"), "{path}");
+    }
+    let _ = std::fs::remove_dir_all(&reports);
+}
