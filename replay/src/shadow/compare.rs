@@ -119,7 +119,7 @@ fn views(events: &[Event]) -> BTreeMap<EventId, (String, String, i64, String, Tu
     let mut turns: BTreeMap<EventId, (String, String, i64, String, TurnView)> = BTreeMap::new();
     for e in events {
         if let EventBody::UserSaid(said) = &e.body {
-            let entry = turns.entry(e.event_id).or_insert_with(|| Default::default());
+            let entry = turns.entry(e.event_id).or_default();
             entry.0 = e.dialogue_id.clone();
             entry.1 = said.client_msg_id.clone();
             entry.2 = e.occurred_at;
@@ -135,7 +135,7 @@ fn views(events: &[Event]) -> BTreeMap<EventId, (String, String, i64, String, Tu
             EventBody::TurnQueued(b) => (b.in_reply_to, &b.client_msg_id),
             _ => continue,
         };
-        let entry = turns.entry(turn).or_insert_with(|| Default::default());
+        let entry = turns.entry(turn).or_default();
         if entry.0.is_empty() {
             // A reply to a turn whose say is not among the outputs (e.g. a malformed record's).
             entry.0 = e.dialogue_id.clone();
