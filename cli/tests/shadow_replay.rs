@@ -254,3 +254,44 @@ fn a_retrained_model_is_reported_as_a_direct_comparison_of_two_runs_counts_it() 
     eprintln!("retrained model: {any_change} of {all_turns} turns changed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_of_user_said_gives_the_report_its_recording_gives() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use switchboard_schemas::settings::KafkaSettings;
+    let dir = scratch("range");
+    let kb = reworded_kb(&dir);
+    let recording = recordings_dir().join("slot_filling.ndjson");
+    let kafka = KafkaSettings::from_env().expect("kafka settings");
+    let topic = format!("test.shadow.{}", run_id());
+    switchboard_sources::admin::ensure_topics(&kafka, &[&topic], 8).await.expect("topic (is the broker up?)");
+    // The recording's records, each into its own partition with its own timestamp.
+    let producer: FutureProducer = kafka.client_config().create().expect("producer");
+    for record in switchboard_sources::recording::read_recording(&recording).expect("recording") {
+        let mut r = FutureRecord::to(&topic).payload(&record.value).partition(record.partition).timestamp(record.timestamp_ms);
+        if let Some(key) = &record.key {
+            r = r.key(key);
+        }
+        producer.send(r, std::time::Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("produce");
+    }
+    let config = dir.join("range.yaml");
+    std::fs::write(&config, format!("input_topic: {topic}\n")).expect("config");
+    let kb = kb.to_str().expect("path");
+    let from_file = dir.join("file");
+    let output = shadow(&recording, &["--candidate-kb", kb], &from_file);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let from_range = dir.join("range");
+    let output = switchboard(&[
+        "shadow", "--from-time", "0", "--candidate-kb", kb, "--config", config.to_str().expect("p"), "--out", from_range.to_str().expect("p"),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (mut a, mut b) = (report(&from_file), report(&from_range));
+    assert_eq!(b["input"], Value::String(format!("{topic} --from-time 0")));
+    for r in [&mut a, &mut b] {
+        r.as_object_mut().expect("object").remove("input");
+    }
+    assert!(a["changed"]["answers"].as_u64().unwrap_or(0) > 0, "{a}");
+    assert_eq!(a, b, "the same turns from the broker give the same report");
+    let _ = switchboard_sources::admin::delete_topics(&kafka, &[&topic]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
