@@ -114,20 +114,10 @@ enum Command {
     /// --fail-if gate fails.
     Shadow {
         /// A recording (or give --from-offset / --from-time for a range of user.said).
-        #[arg(conflicts_with_all = ["from_offset", "from_time"], required_unless_present_any = ["from_offset", "from_time"])]
+        #[arg(conflicts_with_all = ["from_offset", "from_time", "to_offset", "to_time"])]
         recording: Option<PathBuf>,
-        /// Start offsets of user.said, PARTITION:OFFSET,…
-        #[arg(long, conflicts_with = "from_time")]
-        from_offset: Option<String>,
-        /// Start time (ms since the epoch or RFC 3339 UTC).
-        #[arg(long)]
-        from_time: Option<String>,
-        /// End offsets (exclusive), PARTITION:OFFSET,…
-        #[arg(long, conflicts_with = "to_time")]
-        to_offset: Option<String>,
-        /// End time (exclusive; ms since the epoch or RFC 3339 UTC).
-        #[arg(long)]
-        to_time: Option<String>,
+        #[command(flatten)]
+        range: RangeArgs,
         /// Candidate intent models: a folder with one model folder per locale (zh-CN or zh, en).
         #[arg(long)]
         candidate_models: Option<PathBuf>,
@@ -313,8 +303,8 @@ enum KbCommand {
 /// An offset or time range.
 #[derive(Args)]
 struct RangeArgs {
-    /// Start offsets, PARTITION:OFFSET,…
-    #[arg(long, conflicts_with = "from_time", required_unless_present = "from_time")]
+    /// Start offsets, PARTITION:OFFSET,… (this or --from-time is required)
+    #[arg(long, conflicts_with = "from_time")]
     from_offset: Option<String>,
     /// Start time (ms since the epoch or RFC 3339 UTC).
     #[arg(long)]
@@ -342,6 +332,15 @@ impl RangeArgs {
             (None, None) => EndPosition::HighWatermark,
         };
         Ok(switchboard_replay::backfill::Range { start, end })
+    }
+
+    /// The range as given on the command line.
+    fn describe(&self) -> String {
+        [("from-offset", &self.from_offset), ("from-time", &self.from_time), ("to-offset", &self.to_offset), ("to-time", &self.to_time)]
+            .iter()
+            .filter_map(|(name, v)| v.as_ref().map(|v| format!("--{name} {v}")))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -483,18 +482,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Test { recording, golden, bless, workers, config } => {
             commands::test_recording(&recording, &golden, bless, workers, config.as_deref())
         }
-        Command::Shadow { recording, from_offset, from_time, to_offset, to_time, candidate_models, candidate_kb, fail_if, out, workers, config } => {
+        Command::Shadow { recording, range, candidate_models, candidate_kb, fail_if, out, workers, config } => {
             use switchboard_cli::shadow::{ShadowInput, ShadowOptions};
             let input = match recording {
                 Some(path) => ShadowInput::Recording(path),
-                None => {
-                    let given = [("from-offset", &from_offset), ("from-time", &from_time), ("to-offset", &to_offset), ("to-time", &to_time)]
-                        .iter()
-                        .filter_map(|(name, v)| v.as_ref().map(|v| format!("--{name} {v}")))
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    ShadowInput::Range(RangeArgs { from_offset, from_time, to_offset, to_time }.parse()?, given)
+                None if range.from_offset.is_none() && range.from_time.is_none() => {
+                    bail!(BadInput("give a RECORDING, or --from-offset / --from-time for a range of user.said".into()))
                 }
+                None => ShadowInput::Range(range.parse()?, range.describe()),
             };
             let options = ShadowOptions { input, candidate_models, candidate_kb, gates: fail_if, out, workers, config };
             switchboard_cli::shadow::shadow(&options)
