@@ -270,6 +270,15 @@ pub fn intent_train(data: &Path, encoder: &str, out: &Path, fine: Option<intent:
         }
     };
     model.save(out).with_context(|| format!("cannot save the model to {}", out.display()))?;
+    if fine.is_some() {
+        // Found by `switchboard shadow` (README, "Shadow replay"): retrieval then runs in the
+        // fine-tuned space, where similarity scores are lower than the base encoder's.
+        eprintln!(
+            "switchboard: note: with this model, queries and the knowledge base are embedded by the fine-tuned encoder, \
+             whose similarity scores run lower than the base encoder's; recalibrate retrieval_threshold for it and compare \
+             with `switchboard shadow` before rollout (README, \"Fine-tuning the encoder\")"
+        );
+    }
     Ok(serde_json::json!({
         "model": out, "version": model.version(), "report": report, "fine_tune": tuned,
         "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,

@@ -6,7 +6,9 @@
 //! figures (README, "Intent recognition"); requires the signal to hand off more of the
 //! out-of-scope turns while what is answered stays at least as accurate.
 //!
-//! Needs the m3e-small encoder (`deploy/models/fetch.sh` or `SWITCHBOARD_MODELS`).
+//! Needs the m3e-small encoder (`deploy/models/fetch.sh` or `SWITCHBOARD_MODELS`). With
+//! `SWITCHBOARD_OOS_ENCODER=DIR` the same is measured in another encoder's space, e.g. the
+//! `encoder/` of a model made by `intent train --fine-tune` (README, the fine-tuned rows).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,16 +44,20 @@ fn the_centroid_signal_hands_off_more_out_of_scope_turns() {
         std::env::set_var("SWITCHBOARD_MODELS", PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
     }
     let (train, test, oos) = (data("train.zh.jsonl"), data("test.zh.jsonl"), data("oos.zh.jsonl"));
-    let encoder = Arc::new(Encoder::load(&resolve_model_dir("m3e-small")).expect("m3e-small (deploy/models/fetch.sh)"));
+    let (name, dir) = match std::env::var("SWITCHBOARD_OOS_ENCODER") {
+        Ok(dir) if !dir.is_empty() => (dir.clone(), PathBuf::from(dir)),
+        _ => ("m3e-small".to_string(), resolve_model_dir("m3e-small")),
+    };
+    let encoder = Arc::new(Encoder::load(&dir).unwrap_or_else(|e| panic!("encoder {}: {e} (deploy/models/fetch.sh)", dir.display())));
     let plain = TrainOptions::default();
-    let (confidence_only, _) = train_with_encoder(&train, encoder.clone(), "m3e-small", &plain, false).expect("train");
+    let (confidence_only, _) = train_with_encoder(&train, encoder.clone(), &name, &plain, false).expect("train");
     let mut rows = Vec::new();
     let base = figures(&confidence_only, &test, &oos);
     rows.push(("confidence only".to_string(), base.coverage, base.answered_accuracy, base.oos_handled));
     let mut best = None;
     for keep in [0.99, 0.97, 0.95, 0.90] {
         let options = TrainOptions { in_scope_keep: Some(keep), ..plain.clone() };
-        let (model, _) = train_with_encoder(&train, encoder.clone(), "m3e-small", &options, false).expect("train");
+        let (model, _) = train_with_encoder(&train, encoder.clone(), &name, &options, false).expect("train");
         let threshold = model.scope().expect("the model has the signal").threshold;
         let f = figures(&model, &test, &oos);
         rows.push((format!("+ centroids, keep {keep} (threshold {threshold:.3})"), f.coverage, f.answered_accuracy, f.oos_handled));
@@ -59,7 +65,7 @@ fn the_centroid_signal_hands_off_more_out_of_scope_turns() {
             best = Some(f);
         }
     }
-    eprintln!("zh, m3e-small frozen, handoff threshold {HANDOFF_THRESHOLD}: coverage of test.zh / accuracy answered / oos.zh handed off or clarified");
+    eprintln!("zh, encoder {name}, handoff threshold {HANDOFF_THRESHOLD}: coverage of test.zh / accuracy answered / oos.zh handed off or clarified");
     for (name, coverage, accuracy, handled) in &rows {
         eprintln!("| {name} | {coverage:.3} | {accuracy:.3} | {handled:.3} |");
     }
