@@ -74,8 +74,13 @@ fn candidate_models(current: &BTreeMap<String, PathBuf>, dir: &Path) -> Result<B
                 None => locale.clone(),
             })
             .collect();
+        let hint = if dir.join("model.json").is_file() {
+            " — this is one model folder: put it in a folder as its locale's subfolder, e.g. CANDIDATES/zh-CN"
+        } else {
+            ""
+        };
         return Err(bad(format!(
-            "--candidate-models {}: no model folder for any locale (expected subfolders named {})",
+            "--candidate-models {}: no model folder for any locale (expected subfolders named {}){hint}",
             dir.display(),
             expected.join("; ")
         )));

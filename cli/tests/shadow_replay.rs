@@ -178,6 +178,12 @@ fn a_failing_gate_exits_1_with_one_line_naming_it_and_bad_gates_exit_2() {
     let output = shadow(&recording, &["--candidate-kb", kb, "--fail-if", "changed_intents > 0%"], &dir.join("pass"));
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 
+    // A candidate that is one model folder, not a folder of them per locale: bad input.
+    let state = PathBuf::from(std::env::var("SWITCHBOARD_STATE").unwrap_or_else(|_| root().join(".switchboard").display().to_string()));
+    let output = shadow(&recording, &["--candidate-models", state.join("intent/zh").to_str().expect("p")], &dir.join("bad"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("one model folder") && stderr.contains("zh-CN"), "{stderr}");
     for gate in ["changed_answers > lots", "answers > 2%", "handoff_rate_delta > 1%"] {
         let output = shadow(&recording, &["--candidate-kb", kb, "--fail-if", gate], &dir.join("bad"));
         assert_eq!(output.status.code(), Some(2), "{gate}: {}", String::from_utf8_lossy(&output.stderr));
