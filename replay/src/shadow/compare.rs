@@ -114,16 +114,27 @@ pub struct Comparison {
     pub all: Vec<TurnDiff>,
 }
 
-/// Each user turn's view in one run, with its dialogue, message id, time and masked text.
-fn views(events: &[Event]) -> BTreeMap<EventId, (String, String, i64, String, TurnView)> {
-    let mut turns: BTreeMap<EventId, (String, String, i64, String, TurnView)> = BTreeMap::new();
+/// One user turn as one run's outputs show it.
+#[derive(Debug, Default)]
+struct Seen {
+    dialogue_id: String,
+    client_msg_id: String,
+    said_at: i64,
+    /// The masked text (the stored `user_said`, else the intent or queue event's copy).
+    text: String,
+    view: TurnView,
+}
+
+/// Each user turn of one run, by the id of its `user_said` event.
+fn views(events: &[Event]) -> BTreeMap<EventId, Seen> {
+    let mut turns: BTreeMap<EventId, Seen> = BTreeMap::new();
     for e in events {
         if let EventBody::UserSaid(said) = &e.body {
-            let entry = turns.entry(e.event_id).or_default();
-            entry.0 = e.dialogue_id.clone();
-            entry.1 = said.client_msg_id.clone();
-            entry.2 = e.occurred_at;
-            entry.3 = said.text.clone();
+            let seen = turns.entry(e.event_id).or_default();
+            seen.dialogue_id = e.dialogue_id.clone();
+            seen.client_msg_id = said.client_msg_id.clone();
+            seen.said_at = e.occurred_at;
+            seen.text = said.text.clone();
         }
     }
     for e in events {
@@ -135,20 +146,20 @@ fn views(events: &[Event]) -> BTreeMap<EventId, (String, String, i64, String, Tu
             EventBody::TurnQueued(b) => (b.in_reply_to, &b.client_msg_id),
             _ => continue,
         };
-        let entry = turns.entry(turn).or_default();
-        if entry.0.is_empty() {
+        let seen = turns.entry(turn).or_default();
+        if seen.dialogue_id.is_empty() {
             // A reply to a turn whose say is not among the outputs (e.g. a malformed record's).
-            entry.0 = e.dialogue_id.clone();
-            entry.1 = client_msg_id.clone();
-            entry.2 = e.turn_said_at().unwrap_or(e.occurred_at);
+            seen.dialogue_id = e.dialogue_id.clone();
+            seen.client_msg_id = client_msg_id.clone();
+            seen.said_at = e.turn_said_at().unwrap_or(e.occurred_at);
         }
-        let view = &mut entry.4;
+        let view = &mut seen.view;
         match &e.body {
             EventBody::IntentRecognized(b) => {
                 view.intent = Some(b.intent.clone());
                 view.confidence = Some(b.confidence);
-                if entry.3.is_empty() {
-                    entry.3 = b.masked_text.clone();
+                if seen.text.is_empty() {
+                    seen.text = b.masked_text.clone();
                 }
             }
             EventBody::KnowledgeRetrieved(b) => view.entry = b.entry_id.clone(),
@@ -156,15 +167,15 @@ fn views(events: &[Event]) -> BTreeMap<EventId, (String, String, i64, String, Tu
             EventBody::HandoffRequested(b) => view.handoff = Some(b.reason.as_str().to_string()),
             EventBody::TurnQueued(b) => {
                 view.outcome = "queued";
-                if entry.3.is_empty() {
-                    entry.3 = b.masked_text.clone();
+                if seen.text.is_empty() {
+                    seen.text = b.masked_text.clone();
                 }
             }
             _ => {}
         }
     }
-    for entry in turns.values_mut() {
-        entry.4.settle();
+    for seen in turns.values_mut() {
+        seen.view.settle();
     }
     turns
 }
@@ -223,10 +234,9 @@ pub fn compare(current: &[Event], candidate: &[Event]) -> Comparison {
     let mut changed = Changed::default();
     let mut confusion: BTreeMap<(String, String), u64> = BTreeMap::new();
     for id in ids {
-        let (da, ma, ta, xa, va) = a.remove(&id).unwrap_or_default();
-        let (db, mb, tb, xb, vb) = b.remove(&id).unwrap_or_default();
+        let (sa, sb) = (a.remove(&id).unwrap_or_default(), b.remove(&id).unwrap_or_default());
         let pick = |x: String, y: String| if x.is_empty() { y } else { x };
-        let diff = changes(&va, &vb);
+        let diff = changes(&sa.view, &sb.view);
         for (what, counter) in [
             ("intent", &mut changed.intents),
             ("answer", &mut changed.answers),
@@ -242,15 +252,15 @@ pub fn compare(current: &[Event], candidate: &[Event]) -> Comparison {
             changed.turns += 1;
         }
         let label = |v: &TurnView| v.intent.clone().unwrap_or_else(|| "-".into());
-        *confusion.entry((label(&va), label(&vb))).or_default() += 1;
+        *confusion.entry((label(&sa.view), label(&sb.view))).or_default() += 1;
         all.push(TurnDiff {
-            dialogue_id: pick(da, db),
-            client_msg_id: pick(ma, mb),
-            said_at: if ta != 0 { ta } else { tb },
-            text: pick(xa, xb),
+            dialogue_id: pick(sa.dialogue_id, sb.dialogue_id),
+            client_msg_id: pick(sa.client_msg_id, sb.client_msg_id),
+            said_at: if sa.said_at != 0 { sa.said_at } else { sb.said_at },
+            text: pick(sa.text, sb.text),
             changes: diff,
-            current: va,
-            candidate: vb,
+            current: sa.view,
+            candidate: sb.view,
         });
     }
     all.sort_by(|x, y| (&x.dialogue_id, x.said_at, &x.client_msg_id).cmp(&(&y.dialogue_id, y.said_at, &y.client_msg_id)));
