@@ -40,8 +40,16 @@ pub fn vector_backend(name: &str) -> Result<VectorBackend> {
     }
 }
 
-/// Loads the intent models and knowledge base the configuration names.
+/// Loads the intent models and knowledge base the configuration names; they hot-reload new
+/// versions (checked every 2 s).
 pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstanding>> {
+    build_understanding_reloading(config, Some(Duration::from_secs(2)))
+}
+
+/// As [`build_understanding`], looking for new versions every `reload_every`, or never (`None`:
+/// runs on record time use the versions loaded at their start from beginning to end, so that a
+/// `kb load` during a `switchboard test`, `replay` or `shadow` cannot change its outputs midway).
+fn build_understanding_reloading(config: &TopologyConfig, reload_every: Option<Duration>) -> Result<Arc<ModelUnderstanding>> {
     let mut intent_models = HashMap::new();
     for (locale, dir) in &config.intent_models {
         intent_models.insert(locale_of(locale)?, dir.clone());
@@ -55,7 +63,7 @@ pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstan
             ..RetrieverConfig::default()
         },
         cache_capacity: 10_000,
-        reload_every: Duration::from_secs(2),
+        reload_every: reload_every.unwrap_or(Duration::MAX),
         vector_backend: vector_backend(&config.vector_backend)?,
     };
     let understanding = match &config.model_server {
@@ -106,7 +114,8 @@ pub fn model_serve(
 }
 
 pub(crate) fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metrics>>) -> Result<GraphConfig> {
-    let mut graph = GraphConfig::new(build_understanding(config)?, config.session(), clock);
+    let reload_every = (clock == Clock::Wall).then(|| Duration::from_secs(2));
+    let mut graph = GraphConfig::new(build_understanding_reloading(config, reload_every)?, config.session(), clock);
     graph.aggregates = metrics.as_ref().map(|m| m.live_aggregates());
     graph.metrics = metrics;
     if clock == Clock::Wall && config.expire_turns_after_ms > 0 {
