@@ -209,13 +209,13 @@ pub fn write(dir: &Path, report: &Report, timings: &Timings) -> Result<()> {
         move |source| Error::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let json = serde_json::to_string_pretty(report).map_err(|e| Error::Usage(format!("cannot encode the report: {e}")))?;
     let path = dir.join("report.json");
+    let json = serde_json::to_string_pretty(report).map_err(|e| io(&path)(e.into()))?;
     std::fs::write(&path, json + "\n").map_err(io(&path))?;
     let path = dir.join("report.html");
     std::fs::write(&path, html::render(report)).map_err(io(&path))?;
-    let json = serde_json::to_string_pretty(timings).map_err(|e| Error::Usage(format!("cannot encode the timings: {e}")))?;
     let path = dir.join("timings.json");
+    let json = serde_json::to_string_pretty(timings).map_err(|e| io(&path)(e.into()))?;
     std::fs::write(&path, json + "\n").map_err(io(&path))?;
     Ok(())
 }
