@@ -40,10 +40,13 @@ pub fn vector_backend(name: &str) -> Result<VectorBackend> {
     }
 }
 
+/// How often live runs look for new model versions and knowledge-base snapshots.
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
 /// Loads the intent models and knowledge base the configuration names; they hot-reload new
-/// versions (checked every 2 s).
+/// versions (checked every [`RELOAD_EVERY`]).
 pub fn build_understanding(config: &TopologyConfig) -> Result<Arc<ModelUnderstanding>> {
-    build_understanding_reloading(config, Some(Duration::from_secs(2)))
+    build_understanding_reloading(config, Some(RELOAD_EVERY))
 }
 
 /// As [`build_understanding`], looking for new versions every `reload_every`, or never (`None`:
@@ -114,7 +117,7 @@ pub fn model_serve(
 }
 
 pub(crate) fn graph_config(config: &TopologyConfig, clock: Clock, metrics: Option<Arc<Metrics>>) -> Result<GraphConfig> {
-    let reload_every = (clock == Clock::Wall).then(|| Duration::from_secs(2));
+    let reload_every = (clock == Clock::Wall).then_some(RELOAD_EVERY);
     let mut graph = GraphConfig::new(build_understanding_reloading(config, reload_every)?, config.session(), clock);
     graph.aggregates = metrics.as_ref().map(|m| m.live_aggregates());
     graph.metrics = metrics;

@@ -108,8 +108,12 @@ pub fn users_file() -> PathBuf {
             return PathBuf::from(path);
         }
     }
-    let state = std::env::var("SWITCHBOARD_STATE").unwrap_or_else(|_| ".switchboard".into());
-    Path::new(&state).join("users.json")
+    state_dir(&|name| std::env::var(name).ok()).join("users.json")
+}
+
+/// The state folder as `get` reads the environment: `SWITCHBOARD_STATE`, default `.switchboard`.
+pub(crate) fn state_dir(get: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    PathBuf::from(get("SWITCHBOARD_STATE").unwrap_or_else(|| ".switchboard".into()))
 }
 
 /// Whether `name` can be a login name: 1 to 64 characters, ASCII letters, digits and `._@-`.

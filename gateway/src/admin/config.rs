@@ -105,7 +105,7 @@ impl AdminConfig {
         c.shadow_reports = match get("SWITCHBOARD_SHADOW_REPORTS") {
             Some(v) if v.trim() == "off" => None,
             Some(v) if !v.trim().is_empty() => Some(PathBuf::from(v.trim())),
-            _ => Some(PathBuf::from(get("SWITCHBOARD_STATE").unwrap_or_else(|| ".switchboard".into())).join("shadow")),
+            _ => Some(crate::accounts::state_dir(get).join("shadow")),
         };
         Ok(c)
     }
