@@ -2,7 +2,8 @@
 //!
 //! 1. It writes the same ClickHouse contents as one process with one worker (`run --workers 1`)
 //!    over the same 500 turns (every column that does not depend on the wall clock), and the
-//!    partitions are spread over both processes (from their "worker owns partitions" logs).
+//!    partitions are spread over both processes, each reading its share with one consumer for
+//!    its two workers (from their "process reads partitions" logs).
 //! 2. Fail-stop: with 1,000 more turns flowing, one process is killed with SIGKILL; the other
 //!    stops by itself within 30 s with exit status 1 and a one-line "lost a peer" message. Both
 //!    are restarted and resume from the committed offsets: in the end every turn has exactly
@@ -62,11 +63,11 @@ async fn wait_for_replies(clickhouse: &ClickHouseSettings, database: &str, want:
     }
 }
 
-/// Partitions each process's workers reported owning, from its log.
+/// Partitions each process reported reading, from its log.
 fn partitions_owned(log: &Path) -> BTreeSet<i32> {
     let text = std::fs::read_to_string(log).expect("process log");
     let mut owned = BTreeSet::new();
-    for line in text.lines().filter(|l| l.contains("worker owns partitions")) {
+    for line in text.lines().filter(|l| l.contains("process reads partitions")) {
         let list = line.split("partitions=[").nth(1).and_then(|rest| rest.split(']').next()).unwrap_or("");
         owned.extend(list.split(',').filter_map(|p| p.trim().parse::<i32>().ok()));
     }
@@ -101,6 +102,11 @@ async fn two_processes_agree_with_one_and_fail_stop_loses_nothing() {
     wait_for_replies(&clickhouse, &cluster_db, first.len(), &mut cluster, &work).await;
     let statuses = stop_all(&mut cluster, Duration::from_secs(60));
     assert!(statuses.iter().all(|s| s.is_some_and(|s| s.success())), "the cluster did not stop cleanly on SIGTERM: {statuses:?}");
+    for process in 0..2 {
+        let log = std::fs::read_to_string(work.join(format!("process-{process}-1.log"))).expect("process log");
+        let consumers = log.lines().filter(|l| l.contains("process reads partitions")).count();
+        assert_eq!(consumers, 1, "process {process} of two workers opened {consumers} consumers: one per process");
+    }
     let owned = [partitions_owned(&work.join("process-0-1.log")), partitions_owned(&work.join("process-1-1.log"))];
     assert!(!owned[0].is_empty() && !owned[1].is_empty(), "partitions not spread over both processes: {owned:?}");
     assert!(owned[0].is_disjoint(&owned[1]), "two processes own one partition: {owned:?}");

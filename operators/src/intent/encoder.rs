@@ -7,10 +7,14 @@
 //! On the CPU the forward pass runs over packed batches ([`super::packed`]: no padding in the
 //! dense layers); on a GPU, or when asked ([`ForwardPass::Padded`]), candle's `BertModel` runs
 //! over a padded batch with an attention mask. Both give the same embeddings to float rounding.
+//! `SWITCHBOARD_ENCODER_PRECISION=int8` makes the CPU pass [`ForwardPass::PackedInt8`]: 8-bit
+//! weights and activations in the dense layers (faster, embeddings a little different; the
+//! README gives the held-out accuracy and speed of both).
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use super::packed::Precision;
 use candle_transformers::models::bert::{BertModel, Config};
 use std::path::{Path, PathBuf};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
@@ -23,6 +27,9 @@ pub const MAX_TOKENS: usize = 128;
 pub enum ForwardPass {
     /// The texts' tokens stacked without padding; attention per text (CPU only).
     Packed,
+    /// `Packed` with the dense layers in 8 bits where the CPU has integer dot products for
+    /// them ([`super::packed::Precision::Int8`]).
+    PackedInt8,
     /// candle's `BertModel` over a padded batch with an attention mask.
     Padded,
 }
@@ -103,15 +110,26 @@ impl Encoder {
         Self::load_on(dir, default_device())
     }
 
-    /// Loads the encoder in `dir` on `device`: packed batches on the CPU, padded on a GPU.
+    /// Loads the encoder in `dir` on `device`: packed batches on the CPU (in the precision
+    /// `SWITCHBOARD_ENCODER_PRECISION` names: `f32`, the default, or `int8`), padded on a GPU.
     pub fn load_on(dir: &Path, device: Device) -> Result<Self> {
-        let pass = if device.is_cpu() { ForwardPass::Packed } else { ForwardPass::Padded };
+        let pass = if !device.is_cpu() {
+            ForwardPass::Padded
+        } else {
+            match std::env::var("SWITCHBOARD_ENCODER_PRECISION").as_deref() {
+                Err(_) | Ok("") | Ok("f32") => ForwardPass::Packed,
+                Ok("int8") => ForwardPass::PackedInt8,
+                Ok(other) => {
+                    return Err(model_error(dir, format!("SWITCHBOARD_ENCODER_PRECISION is {other:?}: f32 or int8")))
+                }
+            }
+        };
         Self::load_with(dir, device, pass)
     }
 
     /// Loads the encoder in `dir` on `device` with the given forward pass (`Packed` needs the CPU).
     pub fn load_with(dir: &Path, device: Device, pass: ForwardPass) -> Result<Self> {
-        if pass == ForwardPass::Packed && !device.is_cpu() {
+        if pass != ForwardPass::Padded && !device.is_cpu() {
             return Err(model_error(dir, "the packed forward pass runs on the CPU only"));
         }
         let config_text = std::fs::read_to_string(dir.join("config.json"))
@@ -148,7 +166,13 @@ impl Encoder {
             return Err(model_error(dir, "neither model.safetensors nor pytorch_model.bin found"));
         };
         let model = match pass {
-            ForwardPass::Packed => Model::Packed(super::packed::PackedBert::load(vb, &config)?),
+            ForwardPass::Packed => Model::Packed(super::packed::PackedBert::load(vb, &config, Precision::F32)?),
+            ForwardPass::PackedInt8 => {
+                let model = super::packed::PackedBert::load(vb, &config, Precision::Int8)?;
+                let (int8, all) = model.int8_layers();
+                tracing::info!(model = %dir.display(), int8, dense_layers = all, "encoder loaded with 8-bit dense layers where the CPU has integer kernels for them");
+                Model::Packed(model)
+            }
             ForwardPass::Padded => Model::Padded(BertModel::load(vb, &config)?),
         };
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -158,6 +182,15 @@ impl Encoder {
     /// Embedding width.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// How many dense layers run in 8 bits, of how many (0 of N unless loaded with
+    /// [`ForwardPass::PackedInt8`] on a CPU with integer kernels for them).
+    pub fn int8_layers(&self) -> (usize, usize) {
+        match &self.model {
+            Model::Packed(model) => model.int8_layers(),
+            Model::Padded(_) => (0, 0),
+        }
     }
 
     /// The model folder's name.

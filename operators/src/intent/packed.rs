@@ -11,29 +11,81 @@
 //! (same tensor names, same layer norms, same softmax), so the embeddings agree with it —
 //! and with sentence-transformers — to float rounding; `tests/packed_encoder.rs` checks it.
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
-/// A dense layer with its weight stored transposed, (in × out) row-major, so the matrix
-/// product reads it in the layout the GEMM packs fastest.
+/// The arithmetic of the dense layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit floats throughout (matches sentence-transformers to float rounding).
+    #[default]
+    F32,
+    /// Weights quantised to 8 bits per value (blocks of 32 with one scale, `Q8_0`) and
+    /// activations quantised per row on the fly, multiplied with integer dot products where
+    /// the CPU has them (AVX512-VNNI or AVX-VNNI) and the layer's shape fits their tiles
+    /// (input width a multiple of 256, output a multiple of 16); other layers stay f32.
+    Int8,
+}
+
+/// The weights of a dense layer.
+enum Weights {
+    /// Stored transposed, (in × out) row-major, so the matrix product reads them in the
+    /// layout the GEMM packs fastest.
+    F32(Tensor),
+    /// Quantised (out × in), multiplied by candle's repacked integer kernels.
+    Int8(QMatMul),
+}
+
+/// A dense layer.
 struct Dense {
-    weight_t: Tensor,
+    weights: Weights,
     bias: Option<Tensor>,
 }
 
+/// Whether this CPU multiplies 8-bit blocks of a layer `inputs` wide into `outputs` with
+/// integer dot-product instructions (candle's repacked x86 kernels; anything else would be
+/// slower than the f32 GEMM).
+fn int8_kernel(inputs: usize, outputs: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
+            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
+        vnni && inputs % 256 == 0 && outputs % 16 == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (inputs, outputs);
+        false
+    }
+}
+
 impl Dense {
-    fn new(weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Self> {
-        Ok(Dense { weight_t: weight.t()?.contiguous()?, bias: bias.cloned() })
+    fn new(weight: &Tensor, bias: Option<&Tensor>, precision: Precision) -> candle_core::Result<Self> {
+        let (outputs, inputs) = weight.dims2()?;
+        let weights = if precision == Precision::Int8 && int8_kernel(inputs, outputs) {
+            Weights::Int8(QMatMul::from_qtensor(QTensor::quantize(weight, GgmlDType::Q8_0)?)?)
+        } else {
+            Weights::F32(weight.t()?.contiguous()?)
+        };
+        Ok(Dense { weights, bias: bias.cloned() })
     }
 
-    fn from_linear(linear: &Linear) -> candle_core::Result<Self> {
-        Self::new(linear.weight(), linear.bias())
+    fn from_linear(linear: &Linear, precision: Precision) -> candle_core::Result<Self> {
+        Self::new(linear.weight(), linear.bias(), precision)
+    }
+
+    fn is_int8(&self) -> bool {
+        matches!(self.weights, Weights::Int8(_))
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.matmul(&self.weight_t)?;
+        let y = match &self.weights {
+            Weights::F32(weight_t) => x.matmul(weight_t)?,
+            Weights::Int8(weights) => weights.forward(x)?,
+        };
         match &self.bias {
             Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
@@ -85,8 +137,8 @@ pub struct PackedText<'a> {
 
 impl PackedBert {
     /// Loads the weights `BertModel::load` would load (with or without a `bert.` or
-    /// `<model_type>.` prefix).
-    pub fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
+    /// `<model_type>.` prefix), with the dense layers in `precision`.
+    pub fn load(vb: VarBuilder, config: &Config, precision: Precision) -> candle_core::Result<Self> {
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
             vb.pp("bert")
         } else if let Some(model_type) =
@@ -119,11 +171,11 @@ impl PackedBert {
                 _ => None,
             };
             layers.push(Layer {
-                qkv: Dense::new(&weight, bias.as_ref())?,
-                attention_output: Dense::from_linear(&linear(h, h, attention.pp("output").pp("dense"))?)?,
+                qkv: Dense::new(&weight, bias.as_ref(), precision)?,
+                attention_output: Dense::from_linear(&linear(h, h, attention.pp("output").pp("dense"))?, precision)?,
                 attention_norm: layer_norm(h, config.layer_norm_eps, attention.pp("output").pp("LayerNorm"))?,
-                intermediate: Dense::from_linear(&linear(h, config.intermediate_size, l.pp("intermediate").pp("dense"))?)?,
-                output: Dense::from_linear(&linear(config.intermediate_size, h, l.pp("output").pp("dense"))?)?,
+                intermediate: Dense::from_linear(&linear(h, config.intermediate_size, l.pp("intermediate").pp("dense"))?, precision)?,
+                output: Dense::from_linear(&linear(config.intermediate_size, h, l.pp("output").pp("dense"))?, precision)?,
                 output_norm: layer_norm(h, config.layer_norm_eps, l.pp("output").pp("LayerNorm"))?,
             });
         }
@@ -138,6 +190,13 @@ impl PackedBert {
             max_positions: config.max_position_embeddings,
             activation,
         })
+    }
+
+    /// How many dense layers run in 8 bits, of how many.
+    pub fn int8_layers(&self) -> (usize, usize) {
+        let dense: Vec<&Dense> =
+            self.layers.iter().flat_map(|l| [&l.qkv, &l.attention_output, &l.intermediate, &l.output]).collect();
+        (dense.iter().filter(|d| d.is_int8()).count(), dense.len())
     }
 
     /// Mean-pooled, L2-normalised sentence embeddings of `texts`, one per text, in order.

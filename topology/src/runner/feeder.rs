@@ -1,8 +1,8 @@
-//! The feeder: one thread per worker that owns the worker's Kafka consumer, long-polls it, and
-//! hands batches to the worker through a channel. The worker never blocks in the consumer, so
-//! it keeps stepping the dataflow (finishing epochs, releasing durable ones) while the feeder
-//! waits at the broker; a delivered batch wakes every worker of the process, so an idle peer
-//! advances its input at once and the epoch is not held up by the peer's next poll.
+//! The feeder: one thread per process that owns the process's Kafka consumer, long-polls it,
+//! and hands batches to the process's first worker through a channel. The worker never blocks
+//! in the consumer, so it keeps stepping the dataflow (finishing epochs, releasing durable ones)
+//! while the feeder waits at the broker; a delivered batch wakes every worker of the process, so
+//! the others advance their inputs at once and the epoch is not held up by their idle tick.
 //!
 //! Offsets are committed by the feeder, on the worker's request, for epochs the worker has
 //! seen become durable. Backpressure: while the worker has too much in flight it pauses the
@@ -36,6 +36,7 @@ pub(crate) enum Fed {
 pub(crate) struct Wakers {
     threads: Mutex<Vec<Thread>>,
     generation: AtomicU64,
+    ended: AtomicBool,
 }
 
 impl Wakers {
@@ -50,6 +51,18 @@ impl Wakers {
         for thread in self.threads.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             thread.unpark();
         }
+    }
+
+    /// Marks the process's input as ended (a bounded range read to its end) and wakes every
+    /// worker.
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.wake_all();
+    }
+
+    /// Whether the process's input ended.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Changes whenever some feeder delivered: a worker that sees a new generation advances

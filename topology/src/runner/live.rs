@@ -1,12 +1,18 @@
 //! The live runner: the graph on Kafka, for `switchboard run` (one process), `switchboard
 //! submit` (one process of a cluster) and `switchboard replay` (a bounded range into the sinks).
 //!
-//! Each worker owns a disjoint share of the partitions, read by its [`Feeder`] thread. The
-//! worker feeds what has arrived as one epoch and goes on at once: many epochs are in flight
-//! (understood, answered, their replies on the way, their rows waiting for the next ClickHouse
-//! group insert). The offsets of an epoch are committed only after the probe behind the sinks
-//! has passed it — that is, after ClickHouse and the broker acknowledged every output of that
-//! epoch and of every earlier one, on every worker. Too much in flight pauses the feeder.
+//! Each process has **one** Kafka consumer, for its disjoint share of the partitions (partition
+//! `p` belongs to process `p mod processes`), read by the [`Feeder`] thread of the process's
+//! first worker. That worker feeds what has arrived as one epoch (analysed there, in one batch:
+//! the encoder parallelises inside), the session exchange spreads the turns over every worker
+//! by dialogue, and it goes on at once: many epochs are in flight (understood, answered, their
+//! replies on the way, their rows waiting for the next ClickHouse group insert). The other
+//! workers only advance their inputs when woken (or on the idle tick). The offsets of an epoch
+//! are committed only after the probe behind the sinks has passed it — that is, after
+//! ClickHouse and the broker acknowledged every output of that epoch and of every earlier one,
+//! on every worker. Too much in flight pauses the feeder. One consumer per process rather than
+//! one per worker: a broker that re-reads the partitions of every waiting fetch (nisshi 0.8.1)
+//! does a third less idle work with a gateway and a two-worker topology.
 
 use super::feeder::{Fed, Feeder, Position, Wakers};
 use super::stop::StopSpreader;
@@ -23,6 +29,8 @@ use std::collections::VecDeque;
 use switchboard_sinks::group_commit::GroupCommitConfig;
 use switchboard_sinks::live::{restored_sessions, LiveOutputs, LiveSink, LiveTargets};
 use switchboard_sources::kafka::{EndPosition, KafkaSource, StartPosition};
+use switchboard_schemas::SourceRecord;
+use timely::dataflow::operators::Exchange;
 use timely::dataflow::InputHandle;
 
 /// How workers are laid out.
@@ -159,25 +167,35 @@ pub fn run(
         let options = &options_for_workers;
         let index = worker.index();
         let peers = worker.peers();
-        let source = KafkaSource::open(&kafka, &options.group_id, &options.topic, index, peers, &options.start, options.end.as_ref())
-            .map_err(|source| Error::Source { worker: index, source })?;
         let process = match &options.layout {
             Layout::Cluster { process, .. } => *process,
             Layout::Process(_) => 0,
         };
-        tracing::info!(process, worker = index, peers, partitions = ?source.partitions(), "worker owns partitions");
-        if let Some(expiry) = &graph_config.expiry {
-            for (partition, high) in source.opened_at() {
-                expiry.opened(*partition, *high);
+        let processes = match &options.layout {
+            Layout::Cluster { hosts, .. } => hosts.len().max(1),
+            Layout::Process(_) => 1,
+        };
+        // The process's first worker owns its consumer; the others read nothing themselves.
+        let source = if index % workers_here == 0 {
+            let source = KafkaSource::open(&kafka, &options.group_id, &options.topic, process, processes, &options.start, options.end.as_ref())
+                .map_err(|source| Error::Source { worker: index, source })?;
+            tracing::info!(process, worker = index, peers, partitions = ?source.partitions(), "process reads partitions");
+            if let Some(expiry) = &graph_config.expiry {
+                for (partition, high) in source.opened_at() {
+                    expiry.opened(*partition, *high);
+                }
             }
-        }
-        // A bounded run's total: records up to the high watermark (an upper bound when the
-        // range ends earlier).
-        if let (Some(bar), Some(_)) = (&bar, &options.end) {
-            if let Ok(lag) = source.lag() {
-                bar.inc_length(lag.max(0) as u64);
+            // A bounded run's total: records up to the high watermark (an upper bound when
+            // the range ends earlier).
+            if let (Some(bar), Some(_)) = (&bar, &options.end) {
+                if let Ok(lag) = source.lag() {
+                    bar.inc_length(lag.max(0) as u64);
+                }
             }
-        }
+            Some(source)
+        } else {
+            None
+        };
         let sink = LiveSink::new(outputs.clone());
         // Worker 0 reads the saved sessions back; the exchange takes each to its worker.
         let restored = if index == 0 && options.targets.sessions {
@@ -191,9 +209,15 @@ pub fn run(
         let mut input: Input = InputHandle::new();
         let probe = worker.dataflow::<Time, _, _>(|scope| {
             let restored = timely::dataflow::operators::ToStream::to_stream(restored, scope);
-            graph::build(input.to_stream(scope), restored, graph_config.clone(), Box::new(sink))
+            // The process's records go from its first worker to all of its workers by
+            // partition (a dialogue's turns stay together, in order), so every core analyses.
+            let first_here = (index / workers_here) * workers_here;
+            let records = Exchange::exchange(input.to_stream(scope), move |r: &SourceRecord| {
+                (first_here + (r.partition.max(0) as usize) % workers_here) as u64
+            });
+            graph::build(records, restored, graph_config.clone(), Box::new(sink))
         });
-        let max_in_flight = (options.max_in_flight / workers_here).max(options.batch_max);
+        let max_in_flight = options.max_in_flight.max(options.batch_max);
         let mut stop = StopSpreader::build(worker);
         let read = drive(worker, input, &probe, source, options, index, &wakers, &metrics, bar.as_ref(), &worker_failure, max_in_flight, &mut stop);
         // A worker that failed stops the cluster (its epochs can no longer complete); one that
@@ -236,15 +260,16 @@ pub fn run(
 /// The graph's input on each worker.
 type Input = InputHandle<Time, timely::container::CapacityContainerBuilder<Vec<switchboard_schemas::SourceRecord>>>;
 
-/// One worker's loop: feed what the feeder delivered as one epoch, step the dataflow, release
-/// the epochs the probe has passed (committing their offsets), until stopped, failed or at the
-/// end of a bounded range; then drain and make the final commit.
+/// One worker's loop: feed what the feeder delivered as one epoch (the worker with the process's
+/// consumer) or only advance the input (the others), step the dataflow, release the epochs the
+/// probe has passed (committing their offsets), until stopped, failed or at the end of a
+/// bounded range; then drain and make the final commit.
 #[allow(clippy::too_many_arguments)]
 fn drive(
     worker: &mut timely::worker::Worker,
     mut input: Input,
     probe: &timely::dataflow::ProbeHandle<Time>,
-    source: KafkaSource,
+    source: Option<KafkaSource>,
     options: &RunOptions,
     index: usize,
     wakers: &Arc<Wakers>,
@@ -255,7 +280,9 @@ fn drive(
     stop: &mut StopSpreader,
 ) -> Result<u64> {
     wakers.register();
-    let feeder = Feeder::spawn(source, index, options.batch_max, FEEDER_POLL, wakers.clone(), metrics.clone())
+    let feeder = source
+        .map(|source| Feeder::spawn(source, index, options.batch_max, FEEDER_POLL, wakers.clone(), metrics.clone()))
+        .transpose()
         .map_err(|e| Error::Start(format!("cannot start the feeder thread of worker {index}: {e}")))?;
     let mut time: Time = 0;
     let mut records_read: u64 = 0;
@@ -277,7 +304,7 @@ fn drive(
     while !(STOP.load(Ordering::Relaxed) || failure.failed() || ended) {
         let mut batch = Vec::new();
         let mut position = None;
-        while batch.len() < options.batch_max {
+        while let Some(feeder) = feeder.as_ref().filter(|_| batch.len() < options.batch_max) {
             match feeder.try_next() {
                 Some(Fed::Batch(records, after)) => {
                     batch.extend(records);
@@ -293,6 +320,10 @@ fn drive(
             if ended {
                 break;
             }
+        }
+        if feeder.is_none() && wakers.ended() {
+            // The process's consumer reached the end of a bounded range.
+            ended = true;
         }
         let generation = wakers.generation();
         if !batch.is_empty() || generation != seen_generation || last_advance.elapsed() >= idle_tick {
@@ -340,16 +371,22 @@ fn drive(
                 durable_position = Some(after);
             }
         }
-        feeder.set_paused(in_flight > max_in_flight);
+        if let Some(feeder) = &feeder {
+            feeder.set_paused(in_flight > max_in_flight);
+        }
         if options.commit && durable_position != requested && last_commit.elapsed() >= COMMIT_EVERY {
-            if let Some(position) = &durable_position {
+            if let (Some(position), Some(feeder)) = (&durable_position, &feeder) {
                 feeder.request_commit(position.clone());
                 requested = durable_position.clone();
                 last_commit = Instant::now();
             }
         }
     }
-    let source = feeder.stop();
+    if feeder.is_some() && ended {
+        // Tell the process's other workers: their input ends too.
+        wakers.end();
+    }
+    let source = feeder.and_then(Feeder::stop);
     if let Some(e) = source_error {
         return Err(Error::Source { worker: index, source: e });
     }
