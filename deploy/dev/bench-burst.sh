@@ -50,7 +50,10 @@ while :; do
   "$bin" loadgen --url "$url" --connections 5 --rate 5 --duration 1s --mix "$mix" >"$dir/probe-$probe.json" 2>/dev/null || true
   if python3 - "$dir/probe-$probe.json" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+try:
+    r = json.load(open(sys.argv[1]))
+except ValueError:
+    sys.exit(1)  # no report: the probe could not run (a failed probe, not a broken script)
 sys.exit(0 if r["sent"] > 0 and r["timeouts"] == 0 and r["errors"] == 0 and r["p99_ms"] < 500 else 1)
 PY
   then break; fi

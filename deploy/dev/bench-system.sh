@@ -142,7 +142,8 @@ cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 os=$(. /etc/os-release && echo "$PRETTY_NAME")
 machine="$(hostname): $(nproc) cores ($cpu), $mem, $os"
-say "machine: $machine"
+settings="encoder ${SWITCHBOARD_ENCODER_PRECISION:-f32}, fetch.wait.max.ms ${SWITCHBOARD_KAFKA_FETCH_WAIT_MS:-100}, ${SWITCHBOARD_WORKERS:-2} workers"
+say "machine: $machine; $settings"
 echo "$machine" >"$run_dir/machine.txt"
 
 # verdict REPORT CONNECTIONS: prints "pass" or "fail: why" for one loadgen JSON report.
@@ -251,7 +252,7 @@ PY
 done
 
 {
-  echo "Machine: $machine. ${connections} connections, $duration per step, pass = P99 < ${p99_bound_ms} ms and errors + timeouts < ${max_error_pct} %."
+  echo "Machine: $machine; $settings. ${connections} connections, $duration per step, pass = P99 < ${p99_bound_ms} ms and errors + timeouts < ${max_error_pct} %."
   echo
   echo "| mix | connections | highest passing rate (turns/s) | first failing rate | sent | answered + handoffs + queued | errors + timeouts | p50 | p95 | p99 | max |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
