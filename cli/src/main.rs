@@ -364,6 +364,7 @@ fn main() -> ExitCode {
         }
     };
     encoder_threads(&cli.command);
+    warn_if_int8(&cli.command);
     init_logging();
     match run(cli) {
         Ok(code) => code,
@@ -391,6 +392,19 @@ fn encoder_threads(command: &Command) {
     };
     if workers >= 2 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
+/// Golden files and shadow reports are made in f32, the same bytes on every machine; 8-bit
+/// inference depends on the CPU's instructions, so say so when it is on for such a run.
+fn warn_if_int8(command: &Command) {
+    if matches!(command, Command::Test { .. } | Command::Shadow { .. })
+        && std::env::var("SWITCHBOARD_ENCODER_PRECISION").as_deref() == Ok("int8")
+    {
+        eprintln!(
+            "switchboard: warning: SWITCHBOARD_ENCODER_PRECISION=int8: the outputs depend on this CPU's \
+             instructions and may differ from golden files made in f32 (unset it for reference runs)"
+        );
     }
 }
 

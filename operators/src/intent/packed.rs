@@ -53,7 +53,7 @@ fn int8_kernel(inputs: usize, outputs: usize) -> bool {
     {
         let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
             || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
-        vnni && inputs % 256 == 0 && outputs % 16 == 0
+        vnni && inputs.is_multiple_of(256) && outputs.is_multiple_of(16)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
