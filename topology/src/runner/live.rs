@@ -3,11 +3,12 @@
 //!
 //! Each process has **one** Kafka consumer, for its disjoint share of the partitions (partition
 //! `p` belongs to process `p mod processes`), read by the [`Feeder`] thread of the process's
-//! first worker. That worker feeds what has arrived as one epoch (analysed there, in one batch:
-//! the encoder parallelises inside), the session exchange spreads the turns over every worker
-//! by dialogue, and it goes on at once: many epochs are in flight (understood, answered, their
-//! replies on the way, their rows waiting for the next ClickHouse group insert). The other
-//! workers only advance their inputs when woken (or on the idle tick). The offsets of an epoch
+//! first worker. That worker feeds what has arrived as one epoch; an exchange by partition
+//! spreads the records over the process's workers, each analysing its share in one batch (a
+//! dialogue's turns stay together and in order), the session exchange then keys them by
+//! dialogue, and the worker goes on at once: many epochs are in flight (understood, answered,
+//! their replies on the way, their rows waiting for the next ClickHouse group insert). The
+//! other workers feed nothing; they advance their inputs when woken (or on the idle tick). The offsets of an epoch
 //! are committed only after the probe behind the sinks has passed it — that is, after
 //! ClickHouse and the broker acknowledged every output of that epoch and of every earlier one,
 //! on every worker. Too much in flight pauses the feeder. One consumer per process rather than
