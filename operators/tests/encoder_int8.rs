@@ -7,23 +7,12 @@
 //! README ("The live path"). Needs the models from `deploy/models/fetch.sh`.
 
 use candle_core::Device;
+use switchboard_operators::intent::packed::has_int8_kernels;
 use switchboard_operators::intent::{load_examples, resolve_model_dir, Encoder, ForwardPass};
 
 fn load(model: &str, pass: ForwardPass) -> Encoder {
     Encoder::load_with(&resolve_model_dir(model), Device::Cpu, pass)
         .unwrap_or_else(|e| panic!("{e} (run deploy/models/fetch.sh, or set SWITCHBOARD_MODELS)"))
-}
-
-fn vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -32,7 +21,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn int8_close_to_f32(model: &str, data: &str, expect_int8: usize) {
-    assert!(vnni(), "this CPU has no integer dot products (VNNI): the 8-bit pass would run in f32 and this test would check nothing");
+    assert!(has_int8_kernels(), "this CPU has no integer dot products (VNNI): the 8-bit pass would run in f32 and this test would check nothing");
     let f32_pass = load(model, ForwardPass::Packed);
     let int8_pass = load(model, ForwardPass::PackedInt8);
     let (int8, all) = int8_pass.int8_layers();

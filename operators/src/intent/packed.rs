@@ -45,21 +45,24 @@ struct Dense {
     bias: Option<Tensor>,
 }
 
-/// Whether this CPU multiplies 8-bit blocks of a layer `inputs` wide into `outputs` with
-/// integer dot-product instructions (candle's repacked x86 kernels; anything else would be
-/// slower than the f32 GEMM).
-fn int8_kernel(inputs: usize, outputs: usize) -> bool {
+/// Whether this CPU has the integer dot-product instructions (AVX512-VNNI or AVX-VNNI) that
+/// candle's repacked 8-bit kernels use; without them [`Precision::Int8`] keeps every layer f32.
+pub fn has_int8_kernels() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let vnni = (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"));
-        vnni && inputs.is_multiple_of(256) && outputs.is_multiple_of(16)
+        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
+            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (inputs, outputs);
         false
     }
+}
+
+/// Whether a layer `inputs` wide into `outputs` runs on those kernels (their tiles: input a
+/// multiple of 256, output of 16); anything else in 8 bits would be slower than the f32 GEMM.
+fn int8_kernel(inputs: usize, outputs: usize) -> bool {
+    has_int8_kernels() && inputs.is_multiple_of(256) && outputs.is_multiple_of(16)
 }
 
 impl Dense {

@@ -168,13 +168,10 @@ pub fn run(
         let options = &options_for_workers;
         let index = worker.index();
         let peers = worker.peers();
-        let process = match &options.layout {
-            Layout::Cluster { process, .. } => *process,
-            Layout::Process(_) => 0,
-        };
-        let processes = match &options.layout {
-            Layout::Cluster { hosts, .. } => hosts.len().max(1),
-            Layout::Process(_) => 1,
+        // This process's index and the number of processes.
+        let (process, processes) = match &options.layout {
+            Layout::Cluster { process, hosts, .. } => (*process, hosts.len().max(1)),
+            Layout::Process(_) => (0, 1),
         };
         // The process's first worker owns its consumer; the others read nothing themselves.
         let source = if index % workers_here == 0 {
