@@ -399,7 +399,7 @@ fn encoder_threads(command: &Command) {
 /// inference depends on the CPU's instructions, so say so when it is on for such a run.
 fn warn_if_int8(command: &Command) {
     if matches!(command, Command::Test { .. } | Command::Shadow { .. })
-        && std::env::var("SWITCHBOARD_ENCODER_PRECISION").as_deref() == Ok("int8")
+        && switchboard_operators::intent::packed::Precision::from_env() == Ok(switchboard_operators::intent::packed::Precision::Int8)
     {
         eprintln!(
             "switchboard: warning: SWITCHBOARD_ENCODER_PRECISION=int8: the outputs depend on this CPU's \

@@ -116,12 +116,9 @@ impl Encoder {
         let pass = if !device.is_cpu() {
             ForwardPass::Padded
         } else {
-            match std::env::var("SWITCHBOARD_ENCODER_PRECISION").as_deref() {
-                Err(_) | Ok("") | Ok("f32") => ForwardPass::Packed,
-                Ok("int8") => ForwardPass::PackedInt8,
-                Ok(other) => {
-                    return Err(model_error(dir, format!("SWITCHBOARD_ENCODER_PRECISION is {other:?}: f32 or int8")))
-                }
+            match Precision::from_env().map_err(|message| model_error(dir, message))? {
+                Precision::F32 => ForwardPass::Packed,
+                Precision::Int8 => ForwardPass::PackedInt8,
             }
         };
         Self::load_with(dir, device, pass)

@@ -30,6 +30,18 @@ pub enum Precision {
     Int8,
 }
 
+impl Precision {
+    /// The precision `SWITCHBOARD_ENCODER_PRECISION` names: unset, empty or `f32` is
+    /// [`Precision::F32`], `int8` is [`Precision::Int8`]; anything else is an error naming it.
+    pub fn from_env() -> std::result::Result<Self, String> {
+        match std::env::var("SWITCHBOARD_ENCODER_PRECISION").as_deref() {
+            Err(_) | Ok("") | Ok("f32") => Ok(Precision::F32),
+            Ok("int8") => Ok(Precision::Int8),
+            Ok(other) => Err(format!("SWITCHBOARD_ENCODER_PRECISION is {other:?}: f32 or int8")),
+        }
+    }
+}
+
 /// The weights of a dense layer.
 enum Weights {
     /// Stored transposed, (in × out) row-major, so the matrix product reads them in the
